@@ -1,0 +1,142 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/spf13/cobra"
+	"golang.org/x/term"
+
+	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/policy"
+	"github.com/cordon-sandbox/cordon/sandbox"
+)
+
+// maxStdin bounds the stdin cordon run forwards to the command.
+const maxStdin = 64 << 20
+
+func runCommand() *cobra.Command {
+	var (
+		policyFile, workspace, eventsFile string
+		timeout                           time.Duration
+		asJSON                            bool
+	)
+	cmd := &cobra.Command{
+		Use:   "run [flags] -- CMD [ARG...]",
+		Short: "Run one command in a fresh session and tear it down",
+		Long: `Run CMD in a fresh session with the policy's filesystem view, Landlock,
+seccomp and limits, then tear the session down. stdin, stdout and stderr pass
+through; cordon exits with CMD's exit status (128+N when a signal N killed it)
+and with 125 for errors of its own.`,
+		Args: cobra.MinimumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			pol, err := loadPolicy(policyFile)
+			if err != nil {
+				return err
+			}
+			if workspace == "" {
+				if workspace, err = os.Getwd(); err != nil {
+					return err
+				}
+			}
+			bus := events.NewBus()
+			if eventsFile != "" {
+				sink, err := events.OpenJSONL(eventsFile)
+				if err != nil {
+					return err
+				}
+				defer sink.Close()
+				bus.Attach(sink)
+			}
+			stdin, err := readStdin()
+			if err != nil {
+				return err
+			}
+			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			req := sandbox.ExecRequest{Argv: args, Stdin: stdin, Timeout: timeout}
+			if !asJSON {
+				req.Output = func(stream string, data []byte) {
+					if stream == "stderr" {
+						os.Stderr.Write(data)
+					} else {
+						os.Stdout.Write(data)
+					}
+				}
+			}
+			res, err := sandbox.Run(ctx, sandbox.Options{Policy: pol, Workspace: workspace, Bus: bus}, req)
+			if err != nil {
+				return err
+			}
+			if asJSON {
+				b, err := json.Marshal(res)
+				if err != nil {
+					return err
+				}
+				fmt.Println(string(b))
+			} else {
+				for _, d := range res.Denials {
+					fmt.Fprintf(os.Stderr, "cordon: %s\n", describe(d))
+				}
+			}
+			if res.ExitCode != 0 {
+				return &exitError{code: res.ExitCode}
+			}
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&policyFile, "policy", "", "policy file (default: the embedded default policy)")
+	f.StringVar(&workspace, "workspace", "", "workspace directory (default: the current directory)")
+	f.DurationVar(&timeout, "timeout", 0, "wall-clock timeout of the command (default: the policy's)")
+	f.StringVar(&eventsFile, "events", "", "append the session's events to this JSONL file")
+	f.BoolVar(&asJSON, "json", false, "print one JSON result object on stdout instead of passing output through")
+	return cmd
+}
+
+func loadPolicy(path string) (*policy.Policy, error) {
+	if path == "" {
+		return policy.Default(), nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("reading policy: %w", err)
+	}
+	return policy.Parse(data, path)
+}
+
+// readStdin forwards stdin when it is not a terminal: a pipe or a file.
+func readStdin() ([]byte, error) {
+	if term.IsTerminal(int(os.Stdin.Fd())) {
+		return nil, nil
+	}
+	data, err := io.ReadAll(io.LimitReader(os.Stdin, maxStdin+1))
+	if err != nil {
+		return nil, fmt.Errorf("reading stdin: %w", err)
+	}
+	if len(data) > maxStdin {
+		return nil, fmt.Errorf("stdin is larger than %d bytes", maxStdin)
+	}
+	return data, nil
+}
+
+// describe renders a deny or limit event as one line for a person.
+func describe(e *events.Event) string {
+	s := fmt.Sprintf("%s refused by %s (%s)", e.Op, e.Layer, e.Rule)
+	if e.Kind == events.Limit {
+		s = fmt.Sprintf("limit %s reached (%s)", e.Target, e.Rule)
+	}
+	if r, ok := e.Detail["reason"].(string); ok && r != "" {
+		s += ": " + r
+	}
+	if e.Remedy != nil && e.Remedy.Capability != "" {
+		s += "; capability " + e.Remedy.Capability + " would allow it"
+	}
+	return s
+}

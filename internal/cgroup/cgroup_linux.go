@@ -1,0 +1,199 @@
+// Package cgroup places a session in a cgroup with memory and pids limits:
+// cgroup v2 where the unified hierarchy has the memory and pids
+// controllers, the v1 memory and pids hierarchies otherwise.
+package cgroup
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// Root is where cordon's cgroups live in each hierarchy.
+const Root = "cordon"
+
+// ErrUnavailable means no usable hierarchy (or no permission to use it).
+var ErrUnavailable = errors.New("no writable cgroup hierarchy with memory and pids controllers")
+
+// Group is one session's cgroup, in one (v2) or two (v1) hierarchies.
+type Group struct {
+	V2     bool
+	memory string // directory holding the memory controller files
+	pids   string // directory holding the pids controller files
+}
+
+func hasControllers(dir string) bool {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.controllers"))
+	if err != nil {
+		return false
+	}
+	f := strings.Fields(string(b))
+	var mem, pids bool
+	for _, c := range f {
+		mem = mem || c == "memory"
+		pids = pids || c == "pids"
+	}
+	return mem && pids
+}
+
+// New creates the cgroup for session name with the given limits (0: none).
+func New(name string, memory, pids int64) (*Group, error) {
+	for _, base := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
+		var st unix.Statfs_t
+		if unix.Statfs(base, &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC || !hasControllers(base) {
+			continue
+		}
+		parent := filepath.Join(base, Root)
+		if err := os.MkdirAll(parent, 0o755); err != nil {
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+		_ = os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+memory +pids"), 0)
+		_ = os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory +pids"), 0)
+		dir := filepath.Join(parent, name)
+		if err := os.Mkdir(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("creating cgroup: %w", err)
+		}
+		g := &Group{V2: true, memory: dir, pids: dir}
+		return g, g.limit(memory, pids, "memory.max", "memory.swap.max")
+	}
+	mem, pid := "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"
+	for _, d := range []string{mem, pid} {
+		if _, err := os.Stat(filepath.Join(d, "cgroup.procs")); err != nil {
+			return nil, ErrUnavailable
+		}
+	}
+	g := &Group{memory: filepath.Join(mem, Root, name), pids: filepath.Join(pid, Root, name)}
+	for _, d := range []string{g.memory, g.pids} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			g.Destroy()
+			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
+		}
+	}
+	return g, g.limit(memory, pids, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+}
+
+func (g *Group) limit(memory, pids int64, memFile, swapFile string) error {
+	if memory > 0 {
+		if err := write(g.memory, memFile, strconv.FormatInt(memory, 10)); err != nil {
+			g.Destroy()
+			return err
+		}
+		// Without a swap bound the memory limit only moves pages to
+		// swap; best effort, as swap accounting may be off.
+		v := "0"
+		if !g.V2 {
+			v = strconv.FormatInt(memory, 10)
+		}
+		_ = write(g.memory, swapFile, v)
+	}
+	if pids > 0 {
+		if err := write(g.pids, "pids.max", strconv.FormatInt(pids, 10)); err != nil {
+			g.Destroy()
+			return err
+		}
+	}
+	return nil
+}
+
+func write(dir, file, v string) error {
+	if err := os.WriteFile(filepath.Join(dir, file), []byte(v), 0); err != nil {
+		return fmt.Errorf("setting %s: %w", file, err)
+	}
+	return nil
+}
+
+// Add moves pid into the group.
+func (g *Group) Add(pid int) error {
+	for _, d := range g.dirs() {
+		if err := write(d, "cgroup.procs", strconv.Itoa(pid)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (g *Group) dirs() []string {
+	if g.V2 || g.memory == g.pids {
+		return []string{g.memory}
+	}
+	return []string{g.memory, g.pids}
+}
+
+// Counters are the limit hits the kernel counted for the group.
+type Counters struct {
+	OOMKills int64 // processes killed by the memory limit
+	PidsMax  int64 // forks refused by the pids limit
+}
+
+// Counters reads the group's limit hit counters.
+func (g *Group) Counters() Counters {
+	var c Counters
+	if g.V2 {
+		c.OOMKills = field(filepath.Join(g.memory, "memory.events"), "oom_kill")
+	} else {
+		c.OOMKills = field(filepath.Join(g.memory, "memory.oom_control"), "oom_kill")
+	}
+	c.PidsMax = field(filepath.Join(g.pids, "pids.events"), "max")
+	return c
+}
+
+func field(path, key string) int64 {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[0] == key {
+			n, _ := strconv.ParseInt(f[1], 10, 64)
+			return n
+		}
+	}
+	return 0
+}
+
+// Destroy kills whatever is still in the group and removes it.
+func (g *Group) Destroy() error {
+	var errs []error
+	for _, d := range g.dirs() {
+		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
+			continue
+		}
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			if g.V2 {
+				_ = os.WriteFile(filepath.Join(d, "cgroup.kill"), []byte("1"), 0)
+			} else {
+				killAll(d)
+			}
+			err := unix.Rmdir(d)
+			if err == nil || err == unix.ENOENT {
+				break
+			}
+			if time.Now().After(deadline) {
+				errs = append(errs, &os.PathError{Op: "rmdir", Path: d, Err: err})
+				break
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	return errors.Join(errs...)
+}
+
+func killAll(dir string) {
+	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
+	if err != nil {
+		return
+	}
+	for _, s := range strings.Fields(string(b)) {
+		if pid, err := strconv.Atoi(s); err == nil {
+			_ = unix.Kill(pid, unix.SIGKILL)
+		}
+	}
+}

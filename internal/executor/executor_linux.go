@@ -1,0 +1,269 @@
+// Package executor is the session's untrusted tier: it locks itself down
+// once (no capabilities, no_new_privs, Landlock, seccomp), then serves
+// tool calls. Commands are its children and inherit every restriction;
+// file tools run in the executor itself, under the same kernel rules.
+package executor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/internal/linux"
+	"github.com/cordon-sandbox/cordon/internal/plan"
+	"github.com/cordon-sandbox/cordon/internal/proto"
+	"github.com/cordon-sandbox/cordon/internal/seccomp"
+)
+
+const fdSupervisor = 3
+
+// Main runs the executor stage and never returns.
+func Main() {
+	sock := os.NewFile(fdSupervisor, "supervisor")
+	if err := run(sock); err != nil {
+		fmt.Fprintf(os.Stderr, "cordon executor: %v\n", err)
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+type executor struct {
+	plan *plan.Plan
+	conn *proto.Conn
+	// ws is the workspace directory; file tools resolve beneath it.
+	ws *os.File
+
+	mu      sync.Mutex
+	running map[string]int // call → process group of its command
+}
+
+func run(sock *os.File) error {
+	t0 := time.Now()
+	conn := proto.NewConn(sock)
+	var p plan.Plan
+	if err := conn.Receive(&p); err != nil {
+		return fmt.Errorf("reading the plan: %w", err)
+	}
+	ws, err := os.OpenFile(p.Workspace, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return fmt.Errorf("opening the workspace: %w", err)
+	}
+	ready := &proto.Ready{Timing: map[string]int64{}}
+	listener, err := lockdown(&p, ready)
+	if err != nil {
+		// Report over the frame channel; the supervisor is waiting for
+		// the listener first, so send a closed placeholder descriptor.
+		_ = sendFD(sock, int(ws.Fd()))
+		_ = conn.Send(&proto.Response{Kind: proto.KindReady, Ready: &proto.Ready{Error: "locking down the executor: " + err.Error()}})
+		return err
+	}
+	if err := sendFD(sock, listener); err != nil {
+		return fmt.Errorf("handing over the seccomp listener: %w", err)
+	}
+	unix.Close(listener)
+	ready.Timing["lockdown_us"] = time.Since(t0).Microseconds()
+	if err := conn.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
+		return err
+	}
+	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}}
+	return e.serve()
+}
+
+func (e *executor) serve() error {
+	for {
+		req := new(proto.Request)
+		err := e.conn.Receive(req)
+		if errors.Is(err, io.EOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading a request: %w", err)
+		}
+		if req.Op == proto.OpCancel {
+			e.cancel(req.Call)
+			continue
+		}
+		go e.handle(req)
+	}
+}
+
+// cancel kills the process group of a running call; its result follows
+// as for any killed command.
+func (e *executor) cancel(call string) {
+	e.mu.Lock()
+	pgid, ok := e.running[call]
+	e.mu.Unlock()
+	if ok {
+		_ = unix.Kill(-pgid, unix.SIGKILL)
+	}
+}
+
+func (e *executor) handle(req *proto.Request) {
+	start := time.Now()
+	var res *proto.Result
+	switch req.Op {
+	case proto.OpExec:
+		res = e.exec(req)
+	case proto.OpRead:
+		res = e.readFile(req)
+	case proto.OpWrite:
+		res = e.writeFile(req)
+	case proto.OpList:
+		res = e.listDir(req)
+	case proto.OpStat:
+		res = e.stat(req)
+	default:
+		res = &proto.Result{Error: &proto.CallError{Code: proto.CodeInvalid, Message: fmt.Sprintf("unknown operation %q", req.Op)}}
+	}
+	if res.Timing == nil {
+		res.Timing = map[string]int64{}
+	}
+	if req.Received > 0 {
+		res.Timing["queue_us"] = start.UnixMicro() - req.Received
+	}
+	res.Timing["executor_us"] = time.Since(start).Microseconds()
+	_ = e.conn.Send(&proto.Response{Call: req.Call, Kind: proto.KindResult, Result: res})
+}
+
+// lockdown applies the session's restrictions to the executor, in an
+// order where each step still has what it needs:
+//
+//  1. not dumpable: same-uid processes cannot ptrace it or open its
+//     /proc/PID/mem;
+//  2. child subreaper: orphans of a call stay under the executor;
+//  3. rlimits when no cgroup enforces the session's limits;
+//  4. capabilities cleared (the supervisor emptied the bounding set);
+//  5. no_new_privs, which Landlock and seccomp require;
+//  6. Landlock: filesystem rules and signal/abstract-socket scopes;
+//  7. seccomp last, so the steps above are not filtered.
+//
+// It returns the seccomp listener for the supervisor.
+func lockdown(p *plan.Plan, ready *proto.Ready) (int, error) {
+	if err := linux.SetNotDumpable(); err != nil {
+		return -1, err
+	}
+	if err := linux.SetChildSubreaper(); err != nil {
+		return -1, err
+	}
+	if err := setRlimits(p.Limits); err != nil {
+		return -1, err
+	}
+	if !p.Limits.CgroupManaged {
+		ready.Warnings = append(ready.Warnings, "no cgroup access: memory and pids limits fall back to per-process rlimits (RLIMIT_DATA, RLIMIT_NPROC)")
+	}
+	if err := linux.ClearCapabilities(); err != nil {
+		return -1, err
+	}
+	if err := linux.SetNoNewPrivs(); err != nil {
+		return -1, err
+	}
+	abi, err := ll.LandlockGetABIVersion()
+	if err != nil || abi < 1 {
+		return -1, fmt.Errorf("landlock is not available: %v", err)
+	}
+	ready.LandlockABI = abi
+	if abi < 6 {
+		ready.Warnings = append(ready.Warnings, fmt.Sprintf("landlock ABI %d: no signal or abstract unix socket scoping (needs 6)", abi))
+	}
+	if err := restrictPaths(p); err != nil {
+		return -1, fmt.Errorf("applying landlock: %w", err)
+	}
+	filter, err := seccomp.Build(seccomp.Options{AllowPtrace: p.AllowPtrace})
+	if err != nil {
+		return -1, err
+	}
+	return seccomp.Install(filter)
+}
+
+// restrictPaths applies the Landlock ruleset: the view's read-only binds
+// readable and executable, the workspace, /tmp, $HOME and writable binds
+// read-write, the minimal /dev, and /proc readable. IPC is scoped to the
+// domain: no signals to, and no abstract unix sockets of, processes
+// outside it (the supervisor, the host).
+func restrictPaths(p *plan.Plan) error {
+	cfg := landlock.Config{
+		HandledAccessFS: landlock.V7.HandledAccessFS,
+		Scoped:          landlock.V7.Scoped,
+	}.BestEffort()
+	rw := []string{"/tmp", p.Home, "/dev/shm"}
+	var ro, roFiles []string
+	for _, b := range p.Binds {
+		switch {
+		case b.Kind == plan.BindSymlink:
+		case b.Writable && b.Kind == plan.BindDir:
+			rw = append(rw, b.Target)
+		case b.Kind == plan.BindDir:
+			ro = append(ro, b.Target)
+		case b.Writable:
+			rw = append(rw, b.Target) // RWFiles below would also do; dirs and files share the rule here
+		default:
+			roFiles = append(roFiles, b.Target)
+		}
+	}
+	if p.WorkspaceWritable {
+		rw = append(rw, p.Workspace)
+	} else {
+		ro = append(ro, p.Workspace)
+	}
+	rules := []landlock.Rule{
+		landlock.PathAccess(ll.AccessFSReadDir, "/"),
+		landlock.RODirs(ro...).IgnoreIfMissing(),
+		landlock.ROFiles(roFiles...).IgnoreIfMissing(),
+		landlock.RODirs("/proc", "/dev"),
+		landlock.RWDirs(rw...).WithRefer(),
+		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"),
+		landlock.RWFiles("/dev/tty").WithIoctlDev().IgnoreIfMissing(),
+		landlock.RWDirs("/dev/pts").WithIoctlDev(),
+	}
+	return cfg.Restrict(rules...)
+}
+
+// setRlimits disables core dumps and, without a cgroup, bounds processes
+// and data segments per process as the next best thing.
+func setRlimits(l plan.Limits) error {
+	set := func(name string, res int, v uint64) error {
+		if err := unix.Setrlimit(res, &unix.Rlimit{Cur: v, Max: v}); err != nil {
+			return os.NewSyscallError("setrlimit "+name, err)
+		}
+		return nil
+	}
+	if err := set("RLIMIT_CORE", unix.RLIMIT_CORE, 0); err != nil {
+		return err
+	}
+	if l.CgroupManaged {
+		return nil
+	}
+	if l.Pids > 0 {
+		if err := set("RLIMIT_NPROC", unix.RLIMIT_NPROC, uint64(l.Pids)); err != nil {
+			return err
+		}
+	}
+	if l.MemoryBytes > 0 {
+		if err := set("RLIMIT_DATA", unix.RLIMIT_DATA, uint64(l.MemoryBytes)); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// sendFD passes fd to the peer with SCM_RIGHTS.
+func sendFD(sock *os.File, fd int) error {
+	rights := unix.UnixRights(fd)
+	for {
+		err := unix.Sendmsg(int(sock.Fd()), []byte{0}, rights, nil, 0)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return os.NewSyscallError("sendmsg", err)
+		}
+		return nil
+	}
+}

@@ -1,0 +1,116 @@
+package linux
+
+import (
+	"os"
+	"syscall"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+	"kernel.org/pub/linux/libs/security/libcap/psx"
+)
+
+// allThreadsPrctl runs prctl on every thread of the process (psx works
+// with and without cgo), so that a setting cannot be missing from a
+// thread the Go runtime later uses.
+func allThreadsPrctl(name string, option, arg2 uintptr) error {
+	if _, _, e := psx.Syscall6(syscall.SYS_PRCTL, option, arg2, 0, 0, 0, 0); e != 0 {
+		return os.NewSyscallError("prctl "+name, e)
+	}
+	return nil
+}
+
+// SetNoNewPrivs sets no_new_privs on every thread: from here on, execve
+// can never grant privileges (setuid bits, file capabilities).
+func SetNoNewPrivs() error {
+	return allThreadsPrctl("PR_SET_NO_NEW_PRIVS", unix.PR_SET_NO_NEW_PRIVS, 1)
+}
+
+// SetNotDumpable makes the process non-dumpable: processes of the same
+// uid can no longer ptrace it or open its /proc/PID/mem, environ or fds.
+func SetNotDumpable() error {
+	return allThreadsPrctl("PR_SET_DUMPABLE", unix.PR_SET_DUMPABLE, 0)
+}
+
+// SetChildSubreaper makes orphaned descendants reparent to the caller.
+func SetChildSubreaper() error {
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl PR_SET_CHILD_SUBREAPER", err)
+	}
+	return nil
+}
+
+// lastCap reads the highest capability number this kernel knows.
+func lastCap() (int, error) {
+	b, err := os.ReadFile("/proc/sys/kernel/cap_last_cap")
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, c := range b {
+		if c >= '0' && c <= '9' {
+			n = n*10 + int(c-'0')
+		}
+	}
+	return n, nil
+}
+
+// DropBoundingSet removes every capability from the bounding set, so no
+// later execve (by this process or its descendants) can gain one. It
+// needs CAP_SETPCAP and applies to the calling thread, which must be the
+// one that execs; callers lock the OS thread.
+func DropBoundingSet() error {
+	last, err := lastCap()
+	if err != nil {
+		last = unix.CAP_LAST_CAP
+	}
+	for c := 0; c <= last; c++ {
+		if _, _, e := psx.Syscall6(syscall.SYS_PRCTL, unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0, 0); e != 0 && e != unix.EINVAL {
+			return os.NewSyscallError("prctl PR_CAPBSET_DROP", e)
+		}
+	}
+	return nil
+}
+
+// ClearCapabilities empties the ambient, effective, permitted and
+// inheritable capability sets of every thread.
+func ClearCapabilities() error {
+	if err := allThreadsPrctl("PR_CAP_AMBIENT_CLEAR_ALL", unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL); err != nil {
+		return err
+	}
+	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
+	var data [2]unix.CapUserData
+	if _, _, e := psx.Syscall3(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
+		return os.NewSyscallError("capset", e)
+	}
+	return nil
+}
+
+// Sethostname sets the UTS hostname of the calling namespace.
+func Sethostname(name string) error {
+	if err := unix.Sethostname([]byte(name)); err != nil {
+		return os.NewSyscallError("sethostname", err)
+	}
+	return nil
+}
+
+// LoopbackUp brings the loopback interface of the calling network
+// namespace up; a new namespace starts with it down.
+func LoopbackUp() error {
+	fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return os.NewSyscallError("socket", err)
+	}
+	defer unix.Close(fd)
+	ifr, err := unix.NewIfreq("lo")
+	if err != nil {
+		return err
+	}
+	if err := unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCGIFFLAGS", err)
+	}
+	ifr.SetUint16(ifr.Uint16() | unix.IFF_UP | unix.IFF_RUNNING)
+	if err := unix.IoctlIfreq(fd, unix.SIOCSIFFLAGS, ifr); err != nil {
+		return os.NewSyscallError("ioctl SIOCSIFFLAGS", err)
+	}
+	return nil
+}

@@ -1,0 +1,88 @@
+// Package plan holds a session's resolved plan: the policy joined with the
+// facts of this host (which paths exist and what they are, which uid the
+// session runs as, what the kernel offers). The host resolves it, the
+// supervisor and executor apply it. It is plain data, sent as JSON over an
+// inherited file descriptor.
+package plan
+
+// Plan is everything the session's stages need to build and lock down the
+// session. Paths are inside-the-session paths unless a field says host.
+type Plan struct {
+	Session  string `json:"session"`
+	Hostname string `json:"hostname"`
+
+	// Workspace is the workspace's path, the same inside as on the host.
+	Workspace string `json:"workspace"`
+	// WorkspaceWritable is false for a read-only workspace.
+	WorkspaceWritable bool `json:"workspace_writable"`
+	// WorkspaceFD is set when the host passes the workspace as a
+	// detached, idmapped mount tree (rootful sessions) instead of a path
+	// to bind.
+	WorkspaceFD bool `json:"workspace_fd"`
+
+	// Home is the session's private $HOME (a tmpfs).
+	Home string `json:"home"`
+	// Binds are host paths made visible in the view, in mount order.
+	Binds []Bind `json:"binds"`
+	// Hide lists paths inside the view covered by an empty file or
+	// directory; entries that do not exist in the view are skipped.
+	Hide []string `json:"hide"`
+
+	TmpBytes  int64 `json:"tmp_bytes"`
+	HomeBytes int64 `json:"home_bytes"`
+
+	// UID and GID are the executor's ids inside the session. The
+	// supervisor is 0 inside.
+	UID int `json:"uid"`
+	GID int `json:"gid"`
+	// User is the executor's user name for the generated /etc/passwd.
+	User string `json:"user"`
+
+	// Env is the base environment of every call, as KEY=VALUE.
+	Env []string `json:"env"`
+
+	Limits Limits `json:"limits"`
+
+	// AllowPtrace widens the seccomp filter for a proc.ptrace grant.
+	AllowPtrace bool `json:"allow_ptrace"`
+}
+
+// BindKind says what a bind's host source is.
+type BindKind string
+
+// Bind kinds.
+const (
+	BindDir     BindKind = "dir"
+	BindFile    BindKind = "file"
+	BindSymlink BindKind = "symlink" // recreated as a symlink, not mounted
+)
+
+// Bind makes host path Source visible at Target.
+type Bind struct {
+	Source   string   `json:"source"` // host path
+	Target   string   `json:"target"`
+	Kind     BindKind `json:"kind"`
+	Writable bool     `json:"writable"`
+	// Link is the symlink's target for BindSymlink.
+	Link string `json:"link,omitempty"`
+	// FD, when positive, is the descriptor (inherited by the supervisor)
+	// of a detached copy of Source's mount tree made by the host. A
+	// root-started session uses these: its supervisor runs as an
+	// unprivileged host uid that may not be able to reach Source by
+	// path (a module cache under /root).
+	FD int `json:"fd,omitempty"`
+}
+
+// Limits are the session's resource limits. Zero means unlimited.
+type Limits struct {
+	MemoryBytes int64 `json:"memory_bytes"`
+	Pids        int64 `json:"pids"`
+	// CgroupManaged is true when the host placed the session in a
+	// cgroup with these limits; otherwise the executor falls back to
+	// rlimits.
+	CgroupManaged  bool  `json:"cgroup_managed"`
+	TimeoutMS      int64 `json:"timeout_ms"`
+	OutputBytes    int64 `json:"output_bytes"`
+	FileReadBytes  int64 `json:"file_read_bytes"`
+	FileWriteBytes int64 `json:"file_write_bytes"`
+}

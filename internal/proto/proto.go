@@ -1,0 +1,222 @@
+// Package proto is the session protocol: the frames that travel between
+// the host (library or daemon), the supervisor and the executor over
+// their socketpairs. A frame is a 4-byte big-endian length followed by
+// one JSON object. The protocol is internal: both ends are always the
+// same cordon binary.
+package proto
+
+import (
+	"bufio"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"sync"
+
+	"github.com/cordon-sandbox/cordon/events"
+)
+
+// The hidden argv[1] values that start cordon's session stages.
+const (
+	StageSupervisor = "__cordon_supervisor"
+	StageExecutor   = "__cordon_executor"
+)
+
+// MaxFrame bounds a frame so that a confused or hostile peer cannot make
+// the reader allocate without limit. Output larger than this is sent in
+// several frames.
+const MaxFrame = 64 << 20
+
+// Op names a tool call.
+type Op string
+
+// The tool calls an executor serves.
+const (
+	OpExec  Op = "exec"
+	OpRead  Op = "read_file"
+	OpWrite Op = "write_file"
+	OpList  Op = "list_dir"
+	OpStat  Op = "stat"
+	// OpCancel asks the executor to kill the named call's processes.
+	OpCancel Op = "cancel"
+)
+
+// Request asks the executor to perform one tool call.
+type Request struct {
+	Call string `json:"call"`
+	Op   Op     `json:"op"`
+	// Exec fields.
+	Argv      []string          `json:"argv,omitempty"`
+	Stdin     []byte            `json:"stdin,omitempty"`
+	Env       map[string]string `json:"env,omitempty"`
+	Cwd       string            `json:"cwd,omitempty"`
+	TimeoutMS int64             `json:"timeout_ms,omitempty"`
+	MaxOutput int64             `json:"max_output,omitempty"`
+	Stream    bool              `json:"stream,omitempty"`
+	// File fields.
+	Path   string `json:"path,omitempty"`
+	Data   []byte `json:"data,omitempty"`
+	Mode   uint32 `json:"mode,omitempty"`
+	Append bool   `json:"append,omitempty"`
+	// Limit caps how many bytes read_file returns (0: the output cap).
+	Limit int64 `json:"limit,omitempty"`
+	// Received is when the host accepted the call, in Unix microseconds,
+	// so the executor can report queueing time.
+	Received int64 `json:"received,omitempty"`
+}
+
+// Kind says what a Response frame carries.
+type Kind string
+
+// Response kinds.
+const (
+	KindStdout Kind = "stdout"
+	KindStderr Kind = "stderr"
+	KindSpawn  Kind = "spawn"  // executor → supervisor: call's root pid
+	KindResult Kind = "result" // the call's final frame
+	KindEvent  Kind = "event"  // supervisor → host: an event not tied to a result
+	KindReady  Kind = "ready"  // first frame of a stage: setup finished
+)
+
+// Response is one frame from the executor or supervisor about a call.
+type Response struct {
+	Call   string        `json:"call,omitempty"`
+	Kind   Kind          `json:"kind"`
+	Data   []byte        `json:"data,omitempty"`
+	PID    int           `json:"pid,omitempty"`
+	Result *Result       `json:"result,omitempty"`
+	Event  *events.Event `json:"event,omitempty"`
+	Ready  *Ready        `json:"ready,omitempty"`
+}
+
+// Ready reports a stage's setup: timings and what the kernel granted.
+type Ready struct {
+	Timing      map[string]int64 `json:"timing,omitempty"`
+	LandlockABI int              `json:"landlock_abi"`
+	Warnings    []string         `json:"warnings,omitempty"`
+	Error       string           `json:"error,omitempty"`
+}
+
+// Result is the outcome of one call, as the executor measured it.
+type Result struct {
+	// Exec outcome.
+	ExitCode  int    `json:"exit_code"`
+	Signal    string `json:"signal,omitempty"`
+	Stdout    []byte `json:"stdout,omitempty"`
+	Stderr    []byte `json:"stderr,omitempty"`
+	Truncated bool   `json:"truncated,omitempty"`
+	TimedOut  bool   `json:"timed_out,omitempty"`
+	// Limit names the limit that ended the call ("timeout", "output").
+	Limit string `json:"limit,omitempty"`
+	// File outcome.
+	Data    []byte     `json:"data,omitempty"`
+	Entries []FileInfo `json:"entries,omitempty"`
+	Info    *FileInfo  `json:"info,omitempty"`
+	// Error is a refusal or failure of the call itself (not of a command).
+	Error *CallError `json:"error,omitempty"`
+	// Denials collected by the supervisor while the call ran.
+	Denials []*events.Event `json:"denials,omitempty"`
+	// Timing of the call's phases in microseconds.
+	Timing map[string]int64 `json:"timing,omitempty"`
+	// Bytes counts output produced (before truncation) and input taken.
+	StdoutBytes int64 `json:"stdout_bytes,omitempty"`
+	StderrBytes int64 `json:"stderr_bytes,omitempty"`
+}
+
+// FileInfo describes one file for stat and list_dir.
+type FileInfo struct {
+	Name    string `json:"name"`
+	Type    string `json:"type"` // "file", "dir", "symlink", "other"
+	Size    int64  `json:"size"`
+	Mode    uint32 `json:"mode"`
+	ModTime int64  `json:"mtime_unix"`
+	Target  string `json:"target,omitempty"` // symlink target
+}
+
+// CallError codes.
+const (
+	CodeInvalid  = "invalid"   // bad input: malformed path, NUL byte, empty argv
+	CodeDenied   = "denied"    // refused by policy or the kernel
+	CodeNotFound = "not_found" // no such file
+	CodeFailed   = "failed"    // anything else
+)
+
+// CallError is a structured failure of a call.
+type CallError struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+	// Errno is the kernel's error number when the failure came from a
+	// system call (EACCES from Landlock, EROFS from a read-only mount).
+	Errno int `json:"errno,omitempty"`
+	// Op and Path say what was refused, with the path as the caller
+	// named it.
+	Op   string `json:"op,omitempty"`
+	Path string `json:"path,omitempty"`
+}
+
+func (e *CallError) Error() string { return e.Message }
+
+// Conn is one end of a framed socket. Send is safe for concurrent use;
+// Receive is meant for one reader goroutine.
+type Conn struct {
+	r  *bufio.Reader
+	mu sync.Mutex
+	w  io.Writer
+	c  io.Closer
+}
+
+// NewConn frames rwc.
+func NewConn(rwc io.ReadWriteCloser) *Conn {
+	return &Conn{r: bufio.NewReaderSize(rwc, 64<<10), w: rwc, c: rwc}
+}
+
+// Send writes v as one frame.
+func (c *Conn) Send(v any) error {
+	b, err := json.Marshal(v)
+	if err != nil {
+		return fmt.Errorf("encoding frame: %w", err)
+	}
+	if len(b) > MaxFrame {
+		return fmt.Errorf("encoding frame: %d bytes exceeds the %d byte limit", len(b), MaxFrame)
+	}
+	buf := make([]byte, 4+len(b))
+	binary.BigEndian.PutUint32(buf, uint32(len(b)))
+	copy(buf[4:], b)
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.w.Write(buf); err != nil {
+		return fmt.Errorf("sending frame: %w", err)
+	}
+	return nil
+}
+
+// ErrFrameTooLarge is returned for a frame over MaxFrame.
+var ErrFrameTooLarge = errors.New("frame exceeds size limit")
+
+// Receive reads one frame into v. It returns io.EOF when the peer closed
+// the connection between frames.
+func (c *Conn) Receive(v any) error {
+	var hdr [4]byte
+	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+		return err
+	}
+	n := binary.BigEndian.Uint32(hdr[:])
+	if n > MaxFrame {
+		return ErrFrameTooLarge
+	}
+	b := make([]byte, n)
+	if _, err := io.ReadFull(c.r, b); err != nil {
+		if err == io.EOF {
+			err = io.ErrUnexpectedEOF
+		}
+		return err
+	}
+	if err := json.Unmarshal(b, v); err != nil {
+		return fmt.Errorf("decoding frame: %w", err)
+	}
+	return nil
+}
+
+// Close closes the underlying connection.
+func (c *Conn) Close() error { return c.c.Close() }

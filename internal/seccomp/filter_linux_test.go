@@ -1,0 +1,397 @@
+//go:build linux && (amd64 || arm64)
+
+package seccomp
+
+import (
+	"encoding/binary"
+	"fmt"
+	"runtime"
+	"strings"
+	"testing"
+
+	"golang.org/x/net/bpf"
+	"golang.org/x/sys/unix"
+)
+
+// specDenied is the unconditional deny set as the design states it, kept
+// apart from the package's own table so that dropping a name there fails
+// here. Names the native architecture lacks are skipped (see resolve).
+var specDenied = []string{
+	"mount", "umount2", "mount_setattr", "move_mount", "open_tree", "open_tree_attr",
+	"fsopen", "fsconfig", "fsmount", "fspick", "pivot_root", "chroot",
+	"bpf", "perf_event_open", "keyctl", "add_key", "request_key", "userfaultfd",
+	"io_uring_setup", "io_uring_enter", "io_uring_register",
+	"kexec_load", "kexec_file_load", "init_module", "finit_module", "delete_module",
+	"setns", "acct", "swapon", "swapoff", "reboot", "open_by_handle_at", "name_to_handle_at",
+	"syslog", "lookup_dcookie", "iopl", "ioperm", "uselib", "vhangup", "quotactl", "quotactl_fd",
+	"nfsservctl", "settimeofday", "clock_settime", "clock_adjtime", "adjtimex",
+	"fanotify_init", "pidfd_getfd",
+}
+
+// specPtrace is denied unless Options.AllowPtrace.
+var specPtrace = []string{"ptrace", "process_vm_readv", "process_vm_writev"}
+
+// amd64Only are spec names that arm64 does not have.
+var amd64Only = map[string]bool{"iopl": true, "ioperm": true, "uselib": true}
+
+func resolve(t testing.TB, name string) (int32, bool) {
+	t.Helper()
+	nr, ok := native.number(name)
+	if !ok && !(runtime.GOARCH != "amd64" && amd64Only[name]) {
+		t.Fatalf("no syscall number for %q on %s", name, runtime.GOARCH)
+	}
+	return nr, ok
+}
+
+// call is one seccomp_data.
+type call struct {
+	arch uint32
+	nr   int32
+	ip   uint64
+	args [6]uint64
+}
+
+// encode lays c out for the x/net/bpf VM. The kernel loads each 32-bit word
+// of seccomp_data in host byte order, the VM always loads big-endian (network
+// order), so each word is stored big-endian at the offset where the host
+// struct has it. For a 64-bit field on a little-endian host the low word is
+// at the lower offset; on a big-endian host the high word is.
+func encode(c call) []byte {
+	b := make([]byte, 64)
+	put := func(off int, v uint32) { binary.BigEndian.PutUint32(b[off:], v) }
+	put64 := func(off int, v uint64) {
+		lo, hi := uint32(v), uint32(v>>32)
+		if native.bigEndian {
+			lo, hi = hi, lo
+		}
+		put(off, lo)
+		put(off+4, hi)
+	}
+	put(0, uint32(c.nr))
+	put(4, c.arch)
+	put64(8, c.ip)
+	for i, a := range c.args {
+		put64(16+8*i, a)
+	}
+	return b
+}
+
+type filterVM struct {
+	vm *bpf.VM
+}
+
+// newVM builds the filter and loads the exact bytes Build returned into the
+// VM, so the test exercises the assembled program rather than the
+// instruction list it came from.
+func newVM(t testing.TB, opts Options) filterVM {
+	t.Helper()
+	filter, err := Build(opts)
+	if err != nil {
+		t.Fatalf("Build(%+v): %v", opts, err)
+	}
+	insns := make([]bpf.Instruction, len(filter))
+	for i, f := range filter {
+		insns[i] = bpf.RawInstruction{Op: f.Code, Jt: f.Jt, Jf: f.Jf, K: f.K}.Disassemble()
+		if _, raw := insns[i].(bpf.RawInstruction); raw {
+			t.Fatalf("instruction %d (%+v) does not disassemble", i, f)
+		}
+	}
+	vm, err := bpf.NewVM(insns)
+	if err != nil {
+		t.Fatalf("bpf.NewVM: %v", err)
+	}
+	return filterVM{vm}
+}
+
+// run returns the filter's verdict. The VM returns the 32-bit return
+// constant as an int; on 64-bit Go that is exact, and converting back to
+// uint32 restores it on 32-bit Go too.
+func (f filterVM) run(t testing.TB, c call) uint32 {
+	t.Helper()
+	v, err := f.vm.Run(encode(c))
+	if err != nil {
+		t.Fatalf("VM run on %+v: %v", c, err)
+	}
+	return uint32(v)
+}
+
+func native64(nr int32, args ...uint64) call {
+	c := call{arch: native.auditArch, nr: nr, ip: 0x7fff_1234_5678}
+	copy(c.args[:], args)
+	return c
+}
+
+var (
+	allow  = uint32(unix.SECCOMP_RET_ALLOW)
+	notify = uint32(unix.SECCOMP_RET_USER_NOTIF)
+	kill   = uint32(unix.SECCOMP_RET_KILL_PROCESS)
+	enosys = uint32(unix.SECCOMP_RET_ERRNO) | uint32(unix.ENOSYS)
+)
+
+func verdictName(v uint32) string {
+	switch v {
+	case allow:
+		return "ALLOW"
+	case notify:
+		return "USER_NOTIF"
+	case kill:
+		return "KILL_PROCESS"
+	case enosys:
+		return "ERRNO(ENOSYS)"
+	}
+	return fmt.Sprintf("%#x", v)
+}
+
+func TestReturnConstants(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uint32
+	}{
+		{"ALLOW", retAllow, unix.SECCOMP_RET_ALLOW},
+		{"USER_NOTIF", retUserNotif, unix.SECCOMP_RET_USER_NOTIF},
+		{"KILL_PROCESS", retKillProcess, unix.SECCOMP_RET_KILL_PROCESS},
+		{"ERRNO", retErrno, unix.SECCOMP_RET_ERRNO},
+		{"ENOSYS", native.enosys, uint32(unix.ENOSYS)},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s = %#x, want %#x", c.name, c.got, c.want)
+		}
+	}
+	// The package's deny table must cover the design's list exactly.
+	want := map[string]bool{}
+	for _, n := range append(append([]string{}, specDenied...), specPtrace...) {
+		want[n] = true
+	}
+	for _, d := range denials {
+		if !want[d.name] {
+			t.Errorf("denials has %q, which the design does not list", d.name)
+		}
+		delete(want, d.name)
+	}
+	for n := range want {
+		t.Errorf("denials lacks %q", n)
+	}
+}
+
+func TestName(t *testing.T) {
+	for nr, want := range map[int32]string{
+		unix.SYS_MOUNT: "mount", unix.SYS_READ: "read", unix.SYS_CLONE3: "clone3",
+		unix.SYS_OPEN_TREE_ATTR: "open_tree_attr", 99999: "syscall_99999", -1: "syscall_-1",
+	} {
+		if got := Name(nr); got != want {
+			t.Errorf("Name(%d) = %q, want %q", nr, got, want)
+		}
+	}
+}
+
+func TestFilterDeniedSet(t *testing.T) {
+	vm := newVM(t, Options{})
+	vmPtrace := newVM(t, Options{AllowPtrace: true})
+	for _, name := range specDenied {
+		nr, ok := resolve(t, name)
+		if !ok {
+			continue
+		}
+		for _, f := range []filterVM{vm, vmPtrace} {
+			if got := f.run(t, native64(nr)); got != notify {
+				t.Errorf("%s (%d): %s, want USER_NOTIF", name, nr, verdictName(got))
+			}
+		}
+	}
+	for _, name := range specPtrace {
+		nr, _ := resolve(t, name)
+		if got := vm.run(t, native64(nr)); got != notify {
+			t.Errorf("%s without AllowPtrace: %s, want USER_NOTIF", name, verdictName(got))
+		}
+		if got := vmPtrace.run(t, native64(nr)); got != allow {
+			t.Errorf("%s with AllowPtrace: %s, want ALLOW", name, verdictName(got))
+		}
+	}
+}
+
+func TestFilterCases(t *testing.T) {
+	const (
+		cloneVM      = 0x100
+		cloneFS      = 0x200
+		cloneFiles   = 0x400
+		cloneSighand = 0x800
+		clonePidfd   = 0x1000
+		cloneVfork   = 0x4000
+		cloneThread  = 0x10000
+		sigchld      = 17
+		tcgets       = 0x5401
+	)
+	vm := newVM(t, Options{})
+	cases := []struct {
+		name string
+		c    call
+		want uint32
+	}{
+		{"read", native64(unix.SYS_READ, 0, 0, 0), allow},
+		{"write", native64(unix.SYS_WRITE, 1, 0, 5), allow},
+		{"openat", native64(unix.SYS_OPENAT, ^uint64(99), 0, 0), allow},
+		{"execve", native64(unix.SYS_EXECVE), allow},
+		{"getpid", native64(unix.SYS_GETPID), allow},
+		{"clock_gettime", native64(unix.SYS_CLOCK_GETTIME), allow},
+		{"kcmp", native64(unix.SYS_KCMP), allow},
+		{"clone fork", native64(unix.SYS_CLONE, sigchld), allow},
+		{"clone thread", native64(unix.SYS_CLONE, cloneVM|cloneFS|cloneFiles|cloneSighand|cloneThread), allow},
+		{"clone vfork pidfd", native64(unix.SYS_CLONE, cloneVM|cloneVfork|clonePidfd|sigchld), allow},
+		{"clone exit signal 0x80 is not CLONE_NEWTIME", native64(unix.SYS_CLONE, cloneNewTime), allow},
+		{"clone high word ignored by kernel", native64(unix.SYS_CLONE, 0xffffffff_00000000|sigchld), allow},
+		{"clone CLONE_NEWUSER", native64(unix.SYS_CLONE, cloneNewUser|sigchld), notify},
+		{"clone CLONE_NEWNS", native64(unix.SYS_CLONE, cloneNewNS), notify},
+		{"clone CLONE_NEWNET", native64(unix.SYS_CLONE, cloneNewNet|cloneVM), notify},
+		{"clone CLONE_NEWPID", native64(unix.SYS_CLONE, cloneNewPID), notify},
+		{"clone CLONE_NEWIPC", native64(unix.SYS_CLONE, cloneNewIPC), notify},
+		{"clone CLONE_NEWUTS", native64(unix.SYS_CLONE, cloneNewUTS), notify},
+		{"clone CLONE_NEWCGROUP", native64(unix.SYS_CLONE, cloneNewCgroup), notify},
+		{"unshare CLONE_FILES", native64(unix.SYS_UNSHARE, cloneFiles), allow},
+		{"unshare CLONE_FS", native64(unix.SYS_UNSHARE, cloneFS), allow},
+		{"unshare 0", native64(unix.SYS_UNSHARE, 0), allow},
+		{"unshare CLONE_NEWUSER", native64(unix.SYS_UNSHARE, cloneNewUser), notify},
+		{"unshare CLONE_NEWNS|CLONE_FILES", native64(unix.SYS_UNSHARE, cloneNewNS|cloneFiles), notify},
+		{"unshare CLONE_NEWTIME", native64(unix.SYS_UNSHARE, cloneNewTime), notify},
+		{"unshare CLONE_NEWUSER with high bits", native64(unix.SYS_UNSHARE, 0xdead_0000_0000_0000|cloneNewUser), notify},
+		{"ioctl TCGETS", native64(unix.SYS_IOCTL, 0, tcgets), allow},
+		{"ioctl TIOCSTI", native64(unix.SYS_IOCTL, 0, ioctlTIOCSTI), notify},
+		{"ioctl TIOCSTI high bits", native64(unix.SYS_IOCTL, 0, 0x1_0000_5412), notify},
+		{"ioctl TIOCSTI all high bits", native64(unix.SYS_IOCTL, 3, 0xffffffff_00005412), notify},
+		{"ioctl TIOCLINUX", native64(unix.SYS_IOCTL, 0, ioctlTIOCLINUX), notify},
+		{"ioctl TIOCLINUX high bits", native64(unix.SYS_IOCTL, 0, 0x8000_0000_0000_541c), notify},
+		{"ioctl TIOCSTI in arg0 only", native64(unix.SYS_IOCTL, ioctlTIOCSTI, tcgets), allow},
+		{"personality PER_LINUX", native64(unix.SYS_PERSONALITY, 0), allow},
+		{"personality PER_LINUX32", native64(unix.SYS_PERSONALITY, 8), allow},
+		{"personality UNAME26", native64(unix.SYS_PERSONALITY, 0x20000), allow},
+		{"personality UNAME26|PER_LINUX32", native64(unix.SYS_PERSONALITY, 0x20008), allow},
+		{"personality query", native64(unix.SYS_PERSONALITY, 0xffffffff), allow},
+		{"personality query high bits", native64(unix.SYS_PERSONALITY, 0x1_ffffffff), allow},
+		{"personality ADDR_NO_RANDOMIZE", native64(unix.SYS_PERSONALITY, 0x0040000), notify},
+		{"personality READ_IMPLIES_EXEC", native64(unix.SYS_PERSONALITY, 0x0400000), notify},
+		{"personality PER_BSD", native64(unix.SYS_PERSONALITY, 0x6), notify},
+		{"clone3", native64(unix.SYS_CLONE3, 0, 88), enosys},
+		{"mount", native64(unix.SYS_MOUNT), notify},
+		{"ptrace", native64(unix.SYS_PTRACE), notify},
+		{"foreign arch i386", call{arch: unix.AUDIT_ARCH_I386, nr: unix.SYS_READ}, kill},
+		{"foreign arch arm", call{arch: unix.AUDIT_ARCH_ARM, nr: unix.SYS_READ}, kill},
+		{"foreign arch zero", call{arch: 0, nr: 0}, kill},
+		{"unknown number", native64(0x3fff_ffff), allow},
+		{"unknown number 1000", native64(1000), allow},
+	}
+	if native.x32Bit != 0 {
+		cases = append(cases,
+			struct {
+				name string
+				c    call
+				want uint32
+			}{"x32 read", native64(int32(native.x32Bit) | unix.SYS_READ), kill},
+			struct {
+				name string
+				c    call
+				want uint32
+			}{"x32 mount", native64(int32(native.x32Bit) | unix.SYS_MOUNT), kill},
+			struct {
+				name string
+				c    call
+				want uint32
+			}{"nr -1", native64(-1), kill},
+		)
+	}
+	for _, c := range cases {
+		if got := vm.run(t, c.c); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, verdictName(got), verdictName(c.want))
+		}
+	}
+}
+
+// TestFilterAllowsEverythingElse checks every number up to well past the
+// highest syscall against the design: all but the listed ones are allowed.
+func TestFilterAllowsEverythingElse(t *testing.T) {
+	special := map[int32]bool{}
+	for _, name := range append(append([]string{"clone", "clone3", "unshare", "ioctl", "personality"}, specDenied...), specPtrace...) {
+		if nr, ok := resolve(t, name); ok {
+			special[nr] = true
+		}
+	}
+	vm := newVM(t, Options{})
+	for nr := int32(0); nr < 2048; nr++ {
+		if special[nr] {
+			continue
+		}
+		if got := vm.run(t, native64(nr, 0xffffffff, 0xffffffff, 0xffffffff)); got != allow {
+			t.Errorf("%s (%d): %s, want ALLOW", Name(nr), nr, verdictName(got))
+		}
+	}
+}
+
+// TestFilterShape pins the properties the design relies on: small enough for
+// the kernel, every jump forward and in range, and nothing loaded but arch
+// and nr before the search reaches an argument-checking leaf.
+func TestFilterShape(t *testing.T) {
+	for _, opts := range []Options{{}, {AllowPtrace: true}} {
+		filter, err := Build(opts)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(filter) == 0 || len(filter) > maxInstructions {
+			t.Fatalf("filter length %d", len(filter))
+		}
+		last := filter[len(filter)-1]
+		if last.Code != unix.BPF_RET|unix.BPF_K {
+			t.Errorf("last instruction %+v is not a return", last)
+		}
+		for i, f := range filter {
+			if f.Code&0x07 == unix.BPF_JMP && f.Code != unix.BPF_JMP|unix.BPF_JA {
+				if i+1+int(f.Jt) >= len(filter) || i+1+int(f.Jf) >= len(filter) {
+					t.Errorf("instruction %d jumps out of the program", i)
+				}
+			}
+		}
+		s, _ := verdicts(native, opts)
+		depth := 0
+		for n := len(spans(s)); n > 1; n = (n + 1) / 2 {
+			depth++
+		}
+		t.Logf("opts %+v: %d instructions, %d spans, search depth %d", opts, len(filter), len(spans(s)), depth)
+		if depth > 8 {
+			t.Errorf("search depth %d; the design expects about 7", depth)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	cases := []struct {
+		n          Notification
+		rule, cap  string
+		detailHas  string
+		syscallWas string
+	}{
+		{Notification{Nr: unix.SYS_MOUNT}, "seccomp.deny.mount", "", "mount a filesystem", "mount"},
+		{Notification{Nr: unix.SYS_PTRACE}, "seccomp.deny.ptrace", "proc.ptrace", "trace", "ptrace"},
+		{Notification{Nr: unix.SYS_PROCESS_VM_READV}, "seccomp.deny.process_vm_readv", "proc.ptrace", "memory", "process_vm_readv"},
+		{Notification{Nr: unix.SYS_UNSHARE, Args: [6]uint64{cloneNewUser | cloneNewNS}}, "seccomp.deny.unshare_newns", "", "CLONE_NEWUSER|CLONE_NEWNS", "unshare"},
+		{Notification{Nr: unix.SYS_CLONE, Args: [6]uint64{cloneNewNet | 17}}, "seccomp.deny.clone_newns", "", "clone with namespace flags CLONE_NEWNET", "clone"},
+		{Notification{Nr: unix.SYS_IOCTL, Args: [6]uint64{0, 0x1_0000_5412}}, "seccomp.deny.ioctl_tiocsti", "", "TIOCSTI", "ioctl"},
+		{Notification{Nr: unix.SYS_IOCTL, Args: [6]uint64{0, ioctlTIOCLINUX}}, "seccomp.deny.ioctl_tioclinux", "", "TIOCLINUX", "ioctl"},
+		{Notification{Nr: unix.SYS_PERSONALITY, Args: [6]uint64{0x400000}}, "seccomp.deny.personality", "", "0x400000", "personality"},
+		{Notification{Nr: unix.SYS_KEYCTL}, "seccomp.deny.keyctl", "", "keyrings", "keyctl"},
+		{Notification{Nr: 4000}, "seccomp.deny.syscall_4000", "", "not permitted", "syscall_4000"},
+	}
+	for _, c := range cases {
+		r := Explain(c.n)
+		if r.Rule != c.rule || r.Capability != c.cap || r.Syscall != c.syscallWas || !strings.Contains(r.Detail, c.detailHas) {
+			t.Errorf("Explain(nr %d, args %#x) = %+v, want rule %q cap %q syscall %q detail containing %q",
+				c.n.Nr, c.n.Args[:2], r, c.rule, c.cap, c.syscallWas, c.detailHas)
+		}
+	}
+	// Every notified syscall gets a specific explanation.
+	for _, d := range denials {
+		nr, ok := native.number(d.name)
+		if !ok {
+			continue
+		}
+		if r := Explain(Notification{Nr: nr}); r.Rule != "seccomp.deny."+d.name || !strings.HasPrefix(r.Detail, d.name+" tried to ") {
+			t.Errorf("Explain(%s) = %+v", d.name, r)
+		}
+	}
+}

@@ -1,0 +1,222 @@
+package seccomp
+
+import (
+	"fmt"
+	"strings"
+	"sync"
+)
+
+// capPtrace is the cordon capability that lifts the ptrace-family denials.
+const capPtrace = "proc.ptrace"
+
+// denial is one syscall that the filter hands to the supervisor whatever its
+// arguments. what completes the sentence "<name> tried to ...".
+type denial struct {
+	name       string
+	what       string
+	capability string
+}
+
+// denials is the unconditional deny set, grouped by why it is denied. A name
+// that the native architecture does not have (iopl on arm64) is skipped.
+var denials = []denial{
+	// Mount table and root directory: the executor's mount namespace is the
+	// sandbox's view of the filesystem.
+	{name: "mount", what: "mount a filesystem"},
+	{name: "umount2", what: "unmount a filesystem"},
+	{name: "mount_setattr", what: "change the attributes of a mount"},
+	{name: "move_mount", what: "move a mount"},
+	{name: "open_tree", what: "open or clone a mount tree"},
+	{name: "open_tree_attr", what: "clone a mount tree with new attributes"},
+	{name: "fsopen", what: "create a filesystem context"},
+	{name: "fsconfig", what: "configure a filesystem context"},
+	{name: "fsmount", what: "create a mount from a filesystem context"},
+	{name: "fspick", what: "reconfigure a mounted filesystem"},
+	{name: "pivot_root", what: "change the root mount"},
+	{name: "chroot", what: "change the root directory"},
+
+	// Other processes' memory and descriptors.
+	{name: "ptrace", what: "trace another process", capability: capPtrace},
+	{name: "process_vm_readv", what: "read another process's memory", capability: capPtrace},
+	{name: "process_vm_writev", what: "write another process's memory", capability: capPtrace},
+	{name: "pidfd_getfd", what: "copy a file descriptor out of another process"},
+
+	// Large kernel attack surface with no use in a tool call.
+	{name: "bpf", what: "load or inspect eBPF programs and maps"},
+	{name: "perf_event_open", what: "open a performance-monitoring event"},
+	{name: "keyctl", what: "manipulate kernel keyrings"},
+	{name: "add_key", what: "add a key to a kernel keyring"},
+	{name: "request_key", what: "request a key from a kernel keyring"},
+	{name: "userfaultfd", what: "create a userfaultfd"},
+	{name: "io_uring_setup", what: "create an io_uring instance"},
+	{name: "io_uring_enter", what: "submit io_uring work"},
+	{name: "io_uring_register", what: "register resources with io_uring"},
+	{name: "fanotify_init", what: "create a filesystem-wide fanotify group"},
+	{name: "open_by_handle_at", what: "open a file by its filesystem handle"},
+	{name: "name_to_handle_at", what: "get a filesystem handle for a path"},
+	{name: "lookup_dcookie", what: "look up a directory-entry cookie"},
+	{name: "uselib", what: "load a library with the obsolete uselib call"},
+	{name: "nfsservctl", what: "control the kernel NFS server"},
+
+	// Namespaces: joining one (creating one is checked on clone/unshare flags).
+	{name: "setns", what: "join another namespace"},
+
+	// Whole-machine state. These also need capabilities the sandbox does not
+	// hold; denying them here is defence in depth and yields a clear event.
+	{name: "kexec_load", what: "load a new kernel"},
+	{name: "kexec_file_load", what: "load a new kernel"},
+	{name: "init_module", what: "load a kernel module"},
+	{name: "finit_module", what: "load a kernel module"},
+	{name: "delete_module", what: "unload a kernel module"},
+	{name: "acct", what: "switch process accounting"},
+	{name: "swapon", what: "enable a swap area"},
+	{name: "swapoff", what: "disable a swap area"},
+	{name: "reboot", what: "reboot or halt the machine"},
+	{name: "syslog", what: "read or control the kernel log"},
+	{name: "iopl", what: "change the I/O privilege level"},
+	{name: "ioperm", what: "change I/O port permissions"},
+	{name: "vhangup", what: "hang up the terminal"},
+	{name: "quotactl", what: "manipulate disk quotas"},
+	{name: "quotactl_fd", what: "manipulate disk quotas"},
+	{name: "settimeofday", what: "set the system clock"},
+	{name: "clock_settime", what: "set a system clock"},
+	{name: "clock_adjtime", what: "adjust a system clock"},
+	{name: "adjtimex", what: "adjust the system clock"},
+}
+
+// Namespace flags shared by clone and unshare (include/uapi/linux/sched.h).
+const (
+	cloneNewTime   = 0x00000080 // unshare only: for clone this bit is in CSIGNAL
+	cloneNewNS     = 0x00020000
+	cloneNewCgroup = 0x02000000
+	cloneNewUTS    = 0x04000000
+	cloneNewIPC    = 0x08000000
+	cloneNewUser   = 0x10000000
+	cloneNewPID    = 0x20000000
+	cloneNewNet    = 0x40000000
+
+	// cloneNSMask is tested on clone's flags. CLONE_NEWTIME is left out: in
+	// clone(2) the low byte is the exit signal (CSIGNAL), so 0x80 there means
+	// a signal number, and clone(2) cannot create a time namespace anyway.
+	cloneNSMask = cloneNewNS | cloneNewCgroup | cloneNewUTS | cloneNewIPC |
+		cloneNewUser | cloneNewPID | cloneNewNet
+	unshareNSMask = cloneNSMask | cloneNewTime
+)
+
+var nsFlagNames = []struct {
+	bit  uint32
+	name string
+}{
+	{cloneNewUser, "CLONE_NEWUSER"},
+	{cloneNewNS, "CLONE_NEWNS"},
+	{cloneNewPID, "CLONE_NEWPID"},
+	{cloneNewNet, "CLONE_NEWNET"},
+	{cloneNewIPC, "CLONE_NEWIPC"},
+	{cloneNewUTS, "CLONE_NEWUTS"},
+	{cloneNewCgroup, "CLONE_NEWCGROUP"},
+	{cloneNewTime, "CLONE_NEWTIME"},
+}
+
+// Terminal ioctls that reach outside the sandbox through a shared tty.
+const (
+	ioctlTIOCSTI   = 0x5412 // push bytes into the terminal's input queue
+	ioctlTIOCLINUX = 0x541C // virtual-console control, including selection paste
+)
+
+// allowedPersonalities are the personality(2) arguments the filter lets
+// through: PER_LINUX, PER_LINUX32, UNAME26, UNAME26|PER_LINUX32 and the
+// 0xffffffff query. Everything else (READ_IMPLIES_EXEC, ADDR_NO_RANDOMIZE,
+// foreign execution domains) is denied.
+var allowedPersonalities = []uint32{0x0, 0x8, 0x20000, 0x20008, 0xffffffff}
+
+// archInfo is what the filter needs to know about one architecture. The
+// native one is declared in arch_linux_<GOARCH>.go.
+type archInfo struct {
+	auditArch uint32           // AUDIT_ARCH_* the filter requires
+	x32Bit    uint32           // if non-zero, numbers with this bit are killed
+	bigEndian bool             // where the low word of a 64-bit argument lies
+	enosys    uint32           // ENOSYS on this architecture
+	names     map[int32]string // syscall number to name
+
+	once    sync.Once
+	numbers map[string]int32
+}
+
+// number returns the syscall number of name, if the architecture has it.
+func (a *archInfo) number(name string) (int32, bool) {
+	a.once.Do(func() {
+		a.numbers = make(map[string]int32, len(a.names))
+		for nr, n := range a.names {
+			a.numbers[n] = nr
+		}
+	})
+	nr, ok := a.numbers[name]
+	return nr, ok
+}
+
+// Name returns the syscall name for a native-architecture number ("mount"),
+// or "syscall_<nr>" when the number is unknown.
+func Name(nr int32) string {
+	if native != nil {
+		if n, ok := native.names[nr]; ok {
+			return n
+		}
+	}
+	return fmt.Sprintf("syscall_%d", nr)
+}
+
+// Explain classifies a notification, by its syscall number and arguments,
+// into the Rule that denied it. It does not read the target's memory.
+func Explain(n Notification) Rule {
+	name := Name(n.Nr)
+	r := Rule{Syscall: name, Rule: "seccomp.deny." + name}
+	switch name {
+	case "unshare":
+		if ns := uint32(n.Args[0]) & unshareNSMask; ns != 0 {
+			r.Rule = "seccomp.deny.unshare_newns"
+			r.Detail = "unshare with namespace flags " + nsFlags(ns)
+			return r
+		}
+	case "clone":
+		if ns := uint32(n.Args[0]) & cloneNSMask; ns != 0 {
+			r.Rule = "seccomp.deny.clone_newns"
+			r.Detail = "clone with namespace flags " + nsFlags(ns)
+			return r
+		}
+	case "ioctl":
+		// The kernel takes the command as unsigned int; so does the filter.
+		switch uint32(n.Args[1]) {
+		case ioctlTIOCSTI:
+			r.Rule = "seccomp.deny.ioctl_tiocsti"
+			r.Detail = "ioctl TIOCSTI tried to push input into a terminal"
+			return r
+		case ioctlTIOCLINUX:
+			r.Rule = "seccomp.deny.ioctl_tioclinux"
+			r.Detail = "ioctl TIOCLINUX tried to control a virtual console"
+			return r
+		}
+	case "personality":
+		r.Detail = fmt.Sprintf("personality 0x%x tried to set an execution domain or flags other than the default, PER_LINUX32 and UNAME26", uint32(n.Args[0]))
+		return r
+	}
+	for _, d := range denials {
+		if d.name == name {
+			r.Capability = d.capability
+			r.Detail = name + " tried to " + d.what
+			return r
+		}
+	}
+	r.Detail = name + " is not permitted in the sandbox"
+	return r
+}
+
+// nsFlags names the namespace bits set in flags, "CLONE_NEWUSER|CLONE_NEWNS".
+func nsFlags(flags uint32) string {
+	var names []string
+	for _, f := range nsFlagNames {
+		if flags&f.bit != 0 {
+			names = append(names, f.name)
+		}
+	}
+	return strings.Join(names, "|")
+}

@@ -1,0 +1,153 @@
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/proto"
+	"github.com/cordon-sandbox/cordon/internal/seccomp"
+)
+
+// spawnWait bounds how long a notification waits for the executor's
+// spawn frame that names the call a new process belongs to. The frame is
+// sent right after fork/exec returns, so the wait is microseconds in
+// practice.
+const spawnWait = 200 * time.Millisecond
+
+// notifier answers the executor's seccomp notifications: every notified
+// syscall is refused with EPERM and becomes a deny event attributed to the
+// call whose process made it.
+type notifier struct {
+	s  *supervisor
+	fd int
+
+	mu    sync.Mutex
+	roots map[int]string // root pid of a call's process tree → call
+}
+
+func newNotifier(s *supervisor, fd int) *notifier {
+	return &notifier{s: s, fd: fd, roots: map[int]string{}}
+}
+
+func (n *notifier) spawned(call string, pid int) {
+	n.mu.Lock()
+	n.roots[pid] = call
+	n.mu.Unlock()
+}
+
+// end forgets the call.
+func (n *notifier) end(call string) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for pid, c := range n.roots {
+		if c == call {
+			delete(n.roots, pid)
+		}
+	}
+}
+
+func (n *notifier) loop() {
+	for {
+		note, err := seccomp.Receive(n.fd)
+		if errors.Is(err, unix.ENOENT) {
+			continue // the caller died before we read it
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cordon supervisor: seccomp notifications: %v\n", err)
+			os.Exit(3)
+		}
+		rule := seccomp.Explain(note)
+		call := n.attribute(int(note.PID))
+		e := &events.Event{
+			Time: time.Now(), Session: n.s.plan.Session, Call: call,
+			Kind: events.Deny, Layer: events.LayerSeccomp,
+			Op: rule.Syscall, Target: rule.Syscall, Rule: rule.Rule,
+			Detail: map[string]any{"pid": note.PID, "reason": rule.Detail},
+		}
+		if rule.Capability != "" {
+			e.Remedy = &events.Remedy{Capability: rule.Capability}
+		}
+		// Report first, then answer: the caller cannot go on (and its
+		// call cannot end) before the denial is on the host's record,
+		// so the event frame always precedes the call's result frame.
+		_ = n.s.host.Send(&proto.Response{Call: call, Kind: proto.KindEvent, Event: e})
+		if err := seccomp.Respond(n.fd, note.ID, unix.EPERM); err != nil && !errors.Is(err, unix.ENOENT) {
+			fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
+			os.Exit(3)
+		}
+	}
+}
+
+// attribute finds the call a session process belongs to by walking its
+// ancestry up to a call's root process (a child of the executor), falling
+// back to its process group and session for processes that were
+// orphaned.
+func (n *notifier) attribute(pid int) string {
+	deadline := time.Now().Add(spawnWait)
+	for {
+		call, root, known := n.lookup(pid)
+		if known || root == 0 || time.Now().After(deadline) {
+			return call
+		}
+		time.Sleep(200 * time.Microsecond)
+	}
+}
+
+// lookup returns the call of pid if known, and otherwise the pid of the
+// call root it descends from (0 when there is none).
+func (n *notifier) lookup(pid int) (call string, root int, known bool) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	for p, hops := pid, 0; p > 1 && hops < 64; hops++ {
+		if c, ok := n.roots[p]; ok {
+			return c, p, true
+		}
+		st, err := readStat(p)
+		if err != nil {
+			return "", 0, false
+		}
+		for _, g := range []int{st.pgrp, st.session} {
+			if c, ok := n.roots[g]; ok {
+				return c, g, true
+			}
+		}
+		if st.ppid == n.s.execPID {
+			return "", p, false
+		}
+		p = st.ppid
+	}
+	return "", 0, false
+}
+
+type procStat struct{ ppid, pgrp, session int }
+
+// readStat parses /proc/PID/stat. The command name may hold spaces and
+// parentheses, so fields are counted from the last ')'.
+func readStat(pid int) (procStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return procStat{}, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return procStat{}, errors.New("malformed stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 4 {
+		return procStat{}, errors.New("malformed stat")
+	}
+	var st procStat
+	st.ppid, _ = strconv.Atoi(f[1])
+	st.pgrp, _ = strconv.Atoi(f[2])
+	st.session, _ = strconv.Atoi(f[3])
+	return st, nil
+}

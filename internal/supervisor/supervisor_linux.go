@@ -1,0 +1,267 @@
+// Package supervisor is the session's PID 1: it builds the filesystem
+// view, starts the executor, answers the executor's seccomp
+// notifications, relays tool calls between the host and the executor, and
+// ends the session by exiting (the kernel then kills every process of the
+// session's pid namespace).
+package supervisor
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"runtime"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/linux"
+	"github.com/cordon-sandbox/cordon/internal/plan"
+	"github.com/cordon-sandbox/cordon/internal/proto"
+)
+
+// File descriptors the host passes to the supervisor: the framed
+// connection to the host, then the idmapped workspace tree when the plan
+// says so; bind trees follow at the descriptors their binds name.
+const (
+	fdHost      = 3
+	fdWorkspace = 4
+)
+
+// Main runs the supervisor stage and never returns.
+func Main() {
+	host := proto.NewConn(os.NewFile(fdHost, "host"))
+	err := run(host)
+	if err != nil {
+		// Setup failed: tell the host why, in one line, and exit.
+		_ = host.Send(&proto.Response{Kind: proto.KindReady, Ready: &proto.Ready{Error: err.Error()}})
+		os.Exit(1)
+	}
+	os.Exit(0)
+}
+
+type supervisor struct {
+	plan     *plan.Plan
+	host     *proto.Conn
+	executor *proto.Conn
+	execPID  int
+	notify   *notifier
+}
+
+func run(host *proto.Conn) error {
+	start := time.Now()
+	var p plan.Plan
+	if err := host.Receive(&p); err != nil {
+		return fmt.Errorf("reading the session plan: %w", err)
+	}
+	// Mounts, pivot_root and the capability drop act on the calling
+	// thread's view of the process; keep setup on one thread.
+	runtime.LockOSThread()
+	var tree *os.File
+	if p.WorkspaceFD {
+		tree = os.NewFile(fdWorkspace, "workspace")
+	}
+	if err := buildView(&p, tree); err != nil {
+		return fmt.Errorf("building the filesystem view: %w", err)
+	}
+	if tree != nil {
+		tree.Close()
+	}
+	viewDone := time.Now()
+	if err := linux.Sethostname(p.Hostname); err != nil {
+		return err
+	}
+	if err := linux.LoopbackUp(); err != nil {
+		return fmt.Errorf("bringing up loopback: %w", err)
+	}
+	// Nothing the supervisor starts may gain a capability: empty the
+	// bounding set before the executor is executed.
+	if err := linux.DropBoundingSet(); err != nil {
+		return err
+	}
+	if err := linux.SetNotDumpable(); err != nil {
+		return err
+	}
+	s := &supervisor{plan: &p, host: host}
+	ready, err := s.startExecutor()
+	if err != nil {
+		return fmt.Errorf("starting the executor: %w", err)
+	}
+	runtime.UnlockOSThread()
+	ready.Timing["view_us"] = viewDone.Sub(start).Microseconds()
+	ready.Timing["supervisor_us"] = time.Since(start).Microseconds()
+	if err := host.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
+		return err
+	}
+	return s.serve()
+}
+
+// startExecutor execs the executor as the session user, receives its
+// seccomp listener and its ready report.
+func (s *supervisor) startExecutor() (*proto.Ready, error) {
+	t0 := time.Now()
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return nil, os.NewSyscallError("socketpair", err)
+	}
+	mine := os.NewFile(uintptr(fds[0]), "executor")
+	theirs := os.NewFile(uintptr(fds[1]), "supervisor")
+	defer theirs.Close()
+
+	cmd := exec.Command("/proc/self/exe", proto.StageExecutor)
+	cmd.Env = []string{}
+	cmd.Dir = "/"
+	cmd.Stderr = os.Stderr
+	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.SysProcAttr = &syscall.SysProcAttr{
+		Credential: &syscall.Credential{Uid: uint32(s.plan.UID), Gid: uint32(s.plan.GID), NoSetGroups: s.plan.UID == 0},
+	}
+	if err := cmd.Start(); err != nil {
+		mine.Close()
+		return nil, err
+	}
+	s.execPID = cmd.Process.Pid
+	go reap(cmd)
+
+	// The executor reads its plan, locks down, hands over its seccomp
+	// listener with SCM_RIGHTS, then reports ready in a frame.
+	s.executor = proto.NewConn(mine)
+	if err := s.executor.Send(s.plan); err != nil {
+		return nil, err
+	}
+	listener, err := receiveFD(mine)
+	if err != nil {
+		return nil, fmt.Errorf("receiving the seccomp listener: %w", err)
+	}
+	var r proto.Response
+	if err := s.executor.Receive(&r); err != nil {
+		return nil, fmt.Errorf("waiting for the executor: %w", err)
+	}
+	if r.Kind != proto.KindReady || r.Ready == nil {
+		return nil, errors.New("executor sent no ready report")
+	}
+	if r.Ready.Error != "" {
+		return nil, errors.New(r.Ready.Error)
+	}
+	if r.Ready.Timing == nil {
+		r.Ready.Timing = map[string]int64{}
+	}
+	r.Ready.Timing["executor_us"] = time.Since(t0).Microseconds()
+	s.notify = newNotifier(s, listener)
+	go s.notify.loop()
+	return r.Ready, nil
+}
+
+// reap waits for the executor. If it dies, the session cannot serve calls
+// any more: the supervisor exits and the kernel ends the session.
+func reap(cmd *exec.Cmd) {
+	_ = cmd.Wait()
+	os.Exit(3)
+}
+
+// serve relays frames until the host goes away. Orphans of the session
+// reparent to PID 1 only if the executor (a subreaper) died, which ends
+// the session anyway; SIGCHLD for them is reaped by the Go runtime's
+// exec waits or left to the kernel at teardown.
+func (s *supervisor) serve() error {
+	go s.fromExecutor()
+	for {
+		var req proto.Request
+		err := s.host.Receive(&req)
+		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("reading from host: %w", err)
+		}
+		if err := s.executor.Send(&req); err != nil {
+			return err
+		}
+	}
+}
+
+func (s *supervisor) fromExecutor() {
+	for {
+		var r proto.Response
+		if err := s.executor.Receive(&r); err != nil {
+			os.Exit(3)
+		}
+		switch r.Kind {
+		case proto.KindSpawn:
+			s.notify.spawned(r.Call, r.PID)
+			continue
+		case proto.KindResult:
+			s.notify.end(r.Call)
+			if r.Result != nil {
+				if d := s.callDenial(r.Call, r.Result); d != nil {
+					_ = s.host.Send(&proto.Response{Call: r.Call, Kind: proto.KindEvent, Event: d})
+				}
+			}
+		}
+		if err := s.host.Send(&r); err != nil {
+			os.Exit(3)
+		}
+	}
+}
+
+// callDenial turns a refusal reported with a call's result (a path that
+// resolves outside the workspace, a Landlock or read-only refusal of a
+// file tool) into a deny event. The kernel produced the errno; the
+// executor only carries it.
+func (s *supervisor) callDenial(call string, r *proto.Result) *events.Event {
+	if r.Error == nil || r.Error.Code != proto.CodeDenied {
+		return nil
+	}
+	e := &events.Event{
+		Time: time.Now(), Session: s.plan.Session, Call: call, Kind: events.Deny,
+		Detail: map[string]any{"reason": r.Error.Message},
+	}
+	e.Op, e.Target = r.Error.Op, r.Error.Path
+	switch syscall.Errno(r.Error.Errno) {
+	case unix.EXDEV:
+		e.Layer, e.Rule = events.LayerPolicy, "policy.workspace.beneath"
+	case unix.EROFS:
+		e.Layer, e.Rule = events.LayerPolicy, "policy.filesystem.read_only"
+		e.Remedy = &events.Remedy{Capability: "fs.write:" + r.Error.Path}
+	default:
+		e.Layer, e.Rule = events.LayerLandlock, "landlock.filesystem"
+		e.Remedy = &events.Remedy{Capability: capabilityFor(r.Error.Op, r.Error.Path)}
+	}
+	return e
+}
+
+func capabilityFor(op, path string) string {
+	switch op {
+	case string(proto.OpWrite):
+		return "fs.write:" + path
+	default:
+		return "fs.read:" + path
+	}
+}
+
+// receiveFD reads one file descriptor passed with SCM_RIGHTS.
+func receiveFD(f *os.File) (int, error) {
+	buf := make([]byte, 1)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		_, oobn, _, _, err := unix.Recvmsg(int(f.Fd()), buf, oob, unix.MSG_CMSG_CLOEXEC)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return -1, os.NewSyscallError("recvmsg", err)
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 {
+			return -1, errors.New("no descriptor in message")
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil || len(fds) != 1 {
+			return -1, errors.New("no descriptor in message")
+		}
+		return fds[0], nil
+	}
+}

@@ -1,0 +1,207 @@
+package policy
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+)
+
+// Decision is what policy says about a capability request.
+type Decision string
+
+const (
+	DecisionAuto  Decision = "auto"  // grant without asking
+	DecisionAsk   Decision = "ask"   // wait for a person
+	DecisionNever Decision = "never" // refuse
+)
+
+// Layers are the capability layers a name or pattern may use.
+var Layers = []string{"net", "fs", "proc", "limit"}
+
+// Longest capability name or pattern Decide and the checks accept.
+const maxCapabilityLen = 4096
+
+// capName is a capability name or pattern split into its parts.
+type capName struct {
+	layer, verb string
+	target      string
+	hasTarget   bool
+}
+
+func splitCapability(s string) (capName, error) {
+	if len(s) > maxCapabilityLen {
+		return capName{}, fmt.Errorf("longer than %d bytes", maxCapabilityLen)
+	}
+	name, target, hasTarget := strings.Cut(s, ":")
+	layer, verb, ok := strings.Cut(name, ".")
+	if !ok || !slices.Contains(Layers, layer) {
+		return capName{}, fmt.Errorf("%q does not start with a layer (%s) and a \".\"", s, strings.Join(Layers, ", "))
+	}
+	if hasTarget && target == "" {
+		return capName{}, fmt.Errorf("%q has an empty target after \":\"", s)
+	}
+	for _, c := range []byte(target) {
+		if c < 0x20 || c == 0x7f {
+			return capName{}, fmt.Errorf("%q has a control character in its target", s)
+		}
+	}
+	return capName{layer: layer, verb: verb, target: target, hasTarget: hasTarget}, nil
+}
+
+// CheckCapability checks a capability name as requested at run time:
+// "layer.verb" or "layer.verb:target", layer one of Layers, verb of
+// [a-z0-9_-], target without control characters; an fs target must be an
+// absolute clean path.
+func CheckCapability(name string) error {
+	c, err := splitCapability(name)
+	if err != nil {
+		return fmt.Errorf("invalid capability: %w", err)
+	}
+	if !validVerb(c.verb, false) {
+		return fmt.Errorf("invalid capability %q: the verb must be of [a-z0-9_-]", name)
+	}
+	if c.layer == "fs" && c.hasTarget && checkViewPath(c.target) != "" {
+		return fmt.Errorf("invalid capability %q: an fs target must be an absolute clean path", name)
+	}
+	return nil
+}
+
+// CheckPattern checks a capability pattern as written in a policy:
+// "layer.verb" or "layer.verb:target" where layer is literal (one of
+// Layers) and verb and target may use the globs described on Decide. An fs
+// target pattern must be "**" or start with "/", and contain no empty,
+// "." or ".." path element, since it could never match a clean path.
+func CheckPattern(pattern string) error {
+	c, err := splitCapability(pattern)
+	if err != nil {
+		return fmt.Errorf("invalid capability pattern: %w", err)
+	}
+	if !validVerb(c.verb, true) {
+		return fmt.Errorf("invalid capability pattern %q: the verb must be of [a-z0-9_-] and the globs * and ?", pattern)
+	}
+	if c.layer == "fs" && c.hasTarget && c.target != "**" {
+		if !strings.HasPrefix(c.target, "/") {
+			return fmt.Errorf("invalid capability pattern %q: an fs target is an absolute path; use \"**\" or leave out \":target\" for any path", pattern)
+		}
+		if c.target != "/" {
+			for _, el := range strings.Split(c.target[1:], "/") {
+				if el == "" || el == "." || el == ".." {
+					return fmt.Errorf("invalid capability pattern %q: an fs target has no empty, \".\" or \"..\" path element", pattern)
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func validVerb(v string, globs bool) bool {
+	if v == "" {
+		return false
+	}
+	for _, c := range []byte(v) {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '_' || c == '-' || globs && (c == '*' || c == '?')) {
+			return false
+		}
+	}
+	return true
+}
+
+var errBadPattern = errors.New("invalid pattern")
+
+// Decide says what policy does with a capability request.
+//
+// Names are "layer.verb" or "layer.verb:target". A pattern is the same
+// with globs: in the verb and in the target, "*" matches any run of
+// characters except "/", "**" matches any run including "/", and "?"
+// matches one character except "/". All other characters, ":" and "["
+// included, match themselves. The layer is literal. A pattern without a
+// ":target" matches every target of its verbs (and the name without a
+// target); a pattern with a target matches only names with a matching
+// target. So "fs.read" and "fs.read:**" both match "fs.read:/opt/data",
+// "fs.*:/home/*/.ssh/**" matches "fs.write:/home/ann/.ssh/id_ed25519" but
+// not "fs.write:/home/ann/.ssh" itself, and "net.connect:*.github.com"
+// matches "net.connect:api.github.com" but not "net.connect:github.com".
+//
+// Never wins, then auto, then ask; a capability no pattern matches is
+// never granted. Decide fails closed: an invalid capability name (see
+// CheckCapability), an fs target that is not absolute and clean, or any
+// invalid pattern in the lists gives DecisionNever. net targets are
+// compared in lowercase.
+func (c Capabilities) Decide(capability string) Decision {
+	if CheckCapability(capability) != nil {
+		return DecisionNever
+	}
+	name, _ := splitCapability(capability)
+	if name.layer == "net" {
+		name.target = strings.ToLower(name.target)
+	}
+	match := func(patterns []string) (bool, error) {
+		found := false
+		for _, p := range patterns {
+			if CheckPattern(p) != nil {
+				return false, errBadPattern
+			}
+			pat, _ := splitCapability(p)
+			if pat.layer != name.layer || !glob(pat.verb, name.verb) {
+				continue
+			}
+			if pat.hasTarget && (!name.hasTarget || !glob(pat.target, name.target)) {
+				continue
+			}
+			found = true
+		}
+		return found, nil
+	}
+	never, errN := match(c.Never)
+	auto, errA := match(c.Auto)
+	ask, errQ := match(c.Ask)
+	switch {
+	case errN != nil || errA != nil || errQ != nil || never:
+		return DecisionNever
+	case auto:
+		return DecisionAuto
+	case ask:
+		return DecisionAsk
+	}
+	return DecisionNever
+}
+
+// glob matches s against pattern as described on Decide, in
+// O(len(pattern)·len(s)) time whatever the input.
+func glob(pattern, s string) bool {
+	// prev[j] reports whether the pattern consumed so far matches s[:j].
+	prev := make([]bool, len(s)+1)
+	cur := make([]bool, len(s)+1)
+	prev[0] = true
+	for i := 0; i < len(pattern); {
+		switch {
+		case strings.HasPrefix(pattern[i:], "**"):
+			reach := false
+			for j := 0; j <= len(s); j++ {
+				reach = reach || prev[j]
+				cur[j] = reach
+			}
+			i += 2
+		case pattern[i] == '*':
+			reach := false
+			for j := 0; j <= len(s); j++ {
+				if j > 0 && s[j-1] == '/' {
+					reach = false
+				}
+				reach = reach || prev[j]
+				cur[j] = reach
+			}
+			i++
+		default:
+			cur[0] = false
+			for j := 1; j <= len(s); j++ {
+				c := s[j-1]
+				cur[j] = prev[j-1] && (pattern[i] == c || pattern[i] == '?' && c != '/')
+			}
+			i++
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(s)]
+}

@@ -1,0 +1,139 @@
+package policy
+
+import (
+	"strings"
+	"testing"
+)
+
+func TestGlob(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"", "", true},
+		{"", "a", false},
+		{"abc", "abc", true},
+		{"abc", "abd", false},
+		{"*", "", true},
+		{"*", "abc", true},
+		{"*", "a/b", false},
+		{"**", "a/b", true},
+		{"**", "", true},
+		{"/root/**", "/root/a/b", true},
+		{"/root/**", "/root", false},
+		{"/home/*/.ssh/**", "/home/ann/.ssh/id", true},
+		{"/home/*/.ssh/**", "/home/ann/x/.ssh/id", false},
+		{"/home/*/.ssh/**", "/home/ann/.ssh", false},
+		{"*.github.com", "api.github.com", true},
+		{"*.github.com", "a.b.github.com", true},
+		{"*.github.com", "github.com", false},
+		{"*.github.com", "evilgithub.com", false},
+		{"a?c", "abc", true},
+		{"a?c", "a/c", false},
+		{"*a*b*c*", "xxaxxbxxcxx", true},
+		{"*a*b*c*", "xxaxxcxxbxx", false},
+		{"[::1]:*", "[::1]:443", true},
+	}
+	for _, tt := range tests {
+		if got := glob(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("glob(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
+		}
+	}
+	// Linear-ish on adversarial input.
+	long := strings.Repeat("a", 4000)
+	if glob(strings.Repeat("*a", 50)+"b", long) {
+		t.Error("adversarial glob matched")
+	}
+}
+
+func TestDecide(t *testing.T) {
+	c := Capabilities{
+		Auto:  []string{"net.connect:*.github.com", "fs.read:/opt/**", "limit.memory"},
+		Ask:   []string{"net.connect", "fs.*", "proc.ptrace"},
+		Never: []string{"fs.*:/opt/secret/**", "net.connect:evil.github.com"},
+	}
+	tests := []struct {
+		capability string
+		want       Decision
+	}{
+		{"net.connect:api.github.com", DecisionAuto},
+		{"net.connect:API.GitHub.com", DecisionAuto},       // host names compared in lowercase
+		{"net.connect:evil.github.com", DecisionNever},     // never beats auto
+		{"net.connect:EVIL.github.com", DecisionNever},     // ... in any case
+		{"net.connect:example.com", DecisionAsk},           // ask without a target covers every target
+		{"net.connect", DecisionAsk},                       //
+		{"fs.read:/opt/data/x", DecisionAuto},              //
+		{"fs.read:/opt/secret/key", DecisionNever},         //
+		{"fs.write:/opt/secret/key", DecisionNever},        // fs.* covers write
+		{"fs.write:/opt/data/x", DecisionAsk},              //
+		{"fs.read:/opt/data/../secret/key", DecisionNever}, // not clean: fails closed
+		{"fs.read:opt/data", DecisionNever},                // not absolute: fails closed
+		{"limit.memory:8GiB", DecisionAuto},                //
+		{"limit.pids:4096", DecisionNever},                 // no match = never
+		{"proc.ptrace", DecisionAsk},                       //
+		{"proc.kill", DecisionNever},                       //
+		{"disk.write:/x", DecisionNever},                   // unknown layer
+		{"", DecisionNever},                                //
+		{"net.connect:", DecisionNever},                    // empty target
+		{"net.connect:a\nb", DecisionNever},                // control character
+		{"fs.Read:/opt/data", DecisionNever},               // bad verb
+	}
+	for _, tt := range tests {
+		if got := c.Decide(tt.capability); got != tt.want {
+			t.Errorf("Decide(%q) = %s, want %s", tt.capability, got, tt.want)
+		}
+	}
+	// An invalid pattern anywhere fails closed.
+	bad := c.clone()
+	bad.Ask = append(bad.Ask, "fs.read:relative")
+	if got := bad.Decide("net.connect:api.github.com"); got != DecisionNever {
+		t.Errorf("with an invalid pattern Decide = %s, want never", got)
+	}
+	var empty Capabilities
+	if got := empty.Decide("net.connect:a.com"); got != DecisionNever {
+		t.Errorf("empty capabilities Decide = %s", got)
+	}
+}
+
+func TestDecideDefault(t *testing.T) {
+	c := Default().Capabilities
+	tests := []struct {
+		capability string
+		want       Decision
+	}{
+		{"net.connect:github.com", DecisionAsk},
+		{"fs.read:/opt/data", DecisionAsk},
+		{"fs.write:/home/ann/.cache/go-build", DecisionAsk},
+		{"fs.read:/home/ann/.ssh/id_ed25519", DecisionNever},
+		{"fs.read:/home/ann/.ssh", DecisionNever},
+		{"fs.write:/home/ann/.aws/credentials", DecisionNever},
+		{"fs.read:/home/ann/.config/gcloud/credentials.db", DecisionNever},
+		{"fs.read:/root", DecisionNever},
+		{"fs.read:/root/.bashrc", DecisionNever},
+		{"fs.read:/rootfs", DecisionAsk},
+		{"fs.read:/etc/shadow", DecisionNever},
+		{"fs.write:/run/cordon/daemon.sock", DecisionNever},
+		{"fs.write:/var/lib/cordon/audit.log", DecisionNever},
+		{"limit.memory:8GiB", DecisionAsk},
+		{"proc.ptrace", DecisionAsk},
+		{"proc.kill", DecisionNever},
+	}
+	for _, tt := range tests {
+		if got := c.Decide(tt.capability); got != tt.want {
+			t.Errorf("Decide(%q) = %s, want %s", tt.capability, got, tt.want)
+		}
+	}
+}
+
+func TestCheckCapability(t *testing.T) {
+	for _, ok := range []string{"net.connect:github.com", "fs.write:/home/me/.cache/go-build", "fs.read:/opt/data", "proc.ptrace", "limit.memory:4GiB"} {
+		if err := CheckCapability(ok); err != nil {
+			t.Errorf("%q: %v", ok, err)
+		}
+	}
+	for _, bad := range []string{"net", "net.", "fs.read:", "fs.read:x", "fs.read:/a/../b", "fs.*:/a", "x.read", "fs.read:/a\x00"} {
+		if CheckCapability(bad) == nil {
+			t.Errorf("%q accepted", bad)
+		}
+	}
+}

@@ -1,0 +1,333 @@
+package sandbox
+
+import (
+	"context"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/proto"
+)
+
+// ExecRequest is one command to run in the session.
+type ExecRequest struct {
+	// Argv is the command and its arguments. Exactly one of Argv and
+	// Command is set.
+	Argv []string
+	// Command is shell text, run as /bin/sh -c Command.
+	Command string
+	Stdin   []byte
+	// Env adds to (or overrides) the session's base environment.
+	Env map[string]string
+	// Cwd is the working directory relative to the workspace.
+	Cwd string
+	// Timeout overrides the policy's per-call timeout when positive.
+	Timeout time.Duration
+	// MaxOutput caps the stdout+stderr bytes kept (policy's cap if 0).
+	MaxOutput int64
+	// Output, when set, receives output as it arrives ("stdout" or
+	// "stderr"); the result then carries none.
+	Output func(stream string, data []byte)
+}
+
+// ExecResult is the outcome of a command. Its JSON form is the contract
+// of `cordon run --json` and the daemon's exec endpoint.
+type ExecResult struct {
+	Call      string
+	ExitCode  int
+	Signal    string // "" when the command was not killed by a signal
+	Stdout    []byte
+	Stderr    []byte
+	Truncated bool
+	TimedOut  bool
+	// Limit names the limit that ended or cut the call: "timeout",
+	// "output", "memory", "pids"; "" when none.
+	Limit string
+	// Denials are the deny and limit events of the call, identical ones
+	// folded into one with detail.count.
+	Denials []*events.Event
+	Timing  map[string]int64
+}
+
+type execJSON struct {
+	Call         string           `json:"call"`
+	ExitCode     int              `json:"exit_code"`
+	Signal       *string          `json:"signal"`
+	Stdout       string           `json:"stdout"`
+	Stderr       string           `json:"stderr"`
+	StdoutBase64 string           `json:"stdout_base64,omitempty"`
+	StderrBase64 string           `json:"stderr_base64,omitempty"`
+	Truncated    bool             `json:"truncated"`
+	TimedOut     bool             `json:"timed_out"`
+	Limit        string           `json:"limit,omitempty"`
+	Denials      []*events.Event  `json:"denials"`
+	Timing       map[string]int64 `json:"timing"`
+}
+
+// MarshalJSON encodes the result. Output that is valid UTF-8 is a plain
+// string; otherwise the string has each invalid byte replaced by U+FFFD
+// and stdout_base64 (or stderr_base64) carries the exact bytes.
+func (r *ExecResult) MarshalJSON() ([]byte, error) {
+	j := execJSON{
+		Call: r.Call, ExitCode: r.ExitCode, Truncated: r.Truncated, TimedOut: r.TimedOut,
+		Limit: r.Limit, Denials: r.Denials, Timing: r.Timing,
+	}
+	if j.Denials == nil {
+		j.Denials = []*events.Event{}
+	}
+	if r.Signal != "" {
+		sig := r.Signal
+		j.Signal = &sig
+	}
+	j.Stdout, j.StdoutBase64 = textOf(r.Stdout)
+	j.Stderr, j.StderrBase64 = textOf(r.Stderr)
+	return json.Marshal(j)
+}
+
+func textOf(b []byte) (text, b64 string) {
+	if utf8.Valid(b) {
+		return string(b), ""
+	}
+	return strings.ToValidUTF8(string(b), "\uFFFD"), base64.StdEncoding.EncodeToString(b)
+}
+
+var envName = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)
+
+// Exec runs a command in the session and waits for it. An error means the
+// call could not run (bad input, a refused working directory, a closed
+// session); a command that ran and failed is a result with its exit code.
+func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) {
+	t0 := time.Now()
+	call := s.newCall()
+	argv := r.Argv
+	if r.Command != "" {
+		if len(argv) > 0 {
+			return nil, s.refuse(call, "exec", "", &Error{Code: CodeInvalid, Message: "exec takes argv or command, not both"})
+		}
+		argv = []string{"/bin/sh", "-c", r.Command}
+	}
+	if len(argv) == 0 || argv[0] == "" {
+		return nil, s.refuse(call, "exec", "", &Error{Code: CodeInvalid, Message: "exec needs a command"})
+	}
+	for _, a := range argv {
+		if strings.IndexByte(a, 0) >= 0 {
+			return nil, s.refuse(call, "exec", "", &Error{Code: CodeInvalid, Message: "command arguments cannot contain NUL bytes"})
+		}
+	}
+	for k, v := range r.Env {
+		if !envName.MatchString(k) || strings.IndexByte(v, 0) >= 0 {
+			return nil, s.refuse(call, "exec", "", &Error{Code: CodeInvalid, Message: fmt.Sprintf("invalid environment variable %q", k)})
+		}
+	}
+	cwd := ""
+	if r.Cwd != "" {
+		c, err := cleanPath(s.plan.Workspace, r.Cwd)
+		if err != nil {
+			return nil, s.refuse(call, "exec", r.Cwd, pathError("cwd", r.Cwd, err))
+		}
+		cwd = c
+	}
+	req := &proto.Request{
+		Call: call, Op: proto.OpExec, Argv: argv, Stdin: r.Stdin, Env: r.Env, Cwd: cwd,
+		TimeoutMS: r.Timeout.Milliseconds(), MaxOutput: r.MaxOutput, Stream: r.Output != nil,
+	}
+	s.bus.Publish(&events.Event{Session: s.id, Call: call, Kind: events.CallStart, Op: "exec", Target: argv[0],
+		Detail: map[string]any{"argv": argv}})
+	before := s.counters()
+	res, err := s.call(ctx, req, r.Output)
+	if err != nil {
+		s.endCall(call, "exec", t0, nil, map[string]any{"error": err.Error()})
+		return nil, err
+	}
+	if res.Error != nil {
+		return nil, s.finishError(call, "exec", t0, res)
+	}
+	out := &ExecResult{
+		Call: call, ExitCode: res.ExitCode, Signal: res.Signal, Stdout: res.Stdout, Stderr: res.Stderr,
+		Truncated: res.Truncated, TimedOut: res.TimedOut, Limit: res.Limit, Denials: res.Denials, Timing: res.Timing,
+	}
+	out.Denials = append(out.Denials, s.limitEvents(call, res, before, r)...)
+	if out.Limit == "" {
+		for _, d := range out.Denials {
+			if d.Kind == events.Limit {
+				out.Limit, _ = d.Detail["limit"].(string)
+			}
+		}
+	}
+	out.Timing["total_us"] = time.Since(t0).Microseconds()
+	s.endCall(call, "exec", t0, out.Timing, map[string]any{
+		"exit_code": out.ExitCode, "signal": out.Signal, "stdout_bytes": res.StdoutBytes,
+		"stderr_bytes": res.StderrBytes, "truncated": out.Truncated, "timed_out": out.TimedOut,
+		"denials": len(out.Denials),
+	})
+	return out, nil
+}
+
+// limitEvents makes the limit events of a finished call and publishes
+// them: the executor's timeout and output cap, and the cgroup's OOM and
+// pids counters read around the call.
+func (s *Session) limitEvents(call string, res *proto.Result, before countersSnapshot, r ExecRequest) []*events.Event {
+	var out []*events.Event
+	add := func(limit, rule, capability string, value any) {
+		e := &events.Event{Session: s.id, Call: call, Kind: events.Limit, Layer: events.LayerLimit, Op: "exec",
+			Target: limit, Rule: rule, Detail: map[string]any{"limit": limit, "value": value}}
+		if capability != "" {
+			e.Remedy = &events.Remedy{Capability: capability}
+		}
+		s.bus.Publish(e)
+		out = append(out, e)
+	}
+	if res.TimedOut {
+		t := r.Timeout
+		if t <= 0 {
+			t = time.Duration(s.plan.Limits.TimeoutMS) * time.Millisecond
+		}
+		add("timeout", "limits.timeout", "limit.timeout:"+(2*t).String(), t.String())
+	}
+	if res.Truncated {
+		add("output", "limits.output", "", r.MaxOutput)
+		if r.MaxOutput <= 0 {
+			out[len(out)-1].Detail["value"] = s.plan.Limits.OutputBytes
+		}
+	}
+	if s.cg != nil {
+		after := s.counters()
+		if after.oom > before.oom {
+			add("memory", "limits.memory", "limit.memory:"+fmt.Sprint(2*s.plan.Limits.MemoryBytes), s.plan.Limits.MemoryBytes)
+		}
+		if after.pids > before.pids {
+			add("pids", "limits.pids", "limit.pids:"+fmt.Sprint(2*s.plan.Limits.Pids), s.plan.Limits.Pids)
+		}
+	}
+	return out
+}
+
+type countersSnapshot struct{ oom, pids int64 }
+
+func (s *Session) counters() countersSnapshot {
+	if s.cg == nil {
+		return countersSnapshot{}
+	}
+	c := s.cg.Counters()
+	return countersSnapshot{oom: c.OOMKills, pids: c.PidsMax}
+}
+
+func (s *Session) endCall(call, op string, t0 time.Time, timing map[string]int64, detail map[string]any) {
+	if timing == nil {
+		timing = map[string]int64{"total_us": time.Since(t0).Microseconds()}
+	}
+	s.bus.Publish(&events.Event{Session: s.id, Call: call, Kind: events.CallEnd, Op: op, Timing: timing, Detail: detail})
+}
+
+// refuse reports a call the host refused before sending it: a deny event
+// from the policy layer, and the error.
+func (s *Session) refuse(call, op, target string, err *Error) error {
+	e := &events.Event{Session: s.id, Call: call, Kind: events.Deny, Layer: events.LayerPolicy, Op: op, Target: target,
+		Rule: "policy.input", Detail: map[string]any{"reason": err.Message}}
+	if err.Code == CodeDenied {
+		e.Rule = "policy.workspace.beneath"
+	}
+	s.bus.Publish(e)
+	err.Denials = []*events.Event{e}
+	return err
+}
+
+func pathError(what, p string, err error) *Error {
+	code := CodeInvalid
+	if err == errOutside {
+		code = CodeDenied
+	}
+	return &Error{Code: code, Message: fmt.Sprintf("%s %q: %v", what, p, err)}
+}
+
+// finishError turns a call's structured failure into an *Error and ends
+// the call's record.
+func (s *Session) finishError(call, op string, t0 time.Time, res *proto.Result) error {
+	e := &Error{Code: res.Error.Code, Message: res.Error.Message, Denials: res.Denials, Errno: res.Error.Errno}
+	s.endCall(call, op, t0, res.Timing, map[string]any{"error": e.Message, "denials": len(e.Denials)})
+	return e
+}
+
+// FileInfo describes a file in the workspace.
+type FileInfo = proto.FileInfo
+
+func (s *Session) fileCall(ctx context.Context, op proto.Op, p string, fill func(*proto.Request)) (*proto.Result, error) {
+	t0 := time.Now()
+	call := s.newCall()
+	rel, err := cleanPath(s.plan.Workspace, p)
+	if err != nil {
+		return nil, s.refuse(call, string(op), p, pathError(string(op), p, err))
+	}
+	req := &proto.Request{Call: call, Op: op, Path: rel}
+	if fill != nil {
+		fill(req)
+	}
+	s.bus.Publish(&events.Event{Session: s.id, Call: call, Kind: events.CallStart, Op: string(op), Target: p})
+	res, err := s.call(ctx, req, nil)
+	if err != nil {
+		s.endCall(call, string(op), t0, nil, map[string]any{"error": err.Error()})
+		return nil, err
+	}
+	if res.Error != nil {
+		res.Error.Message = strings.Replace(res.Error.Message, rel, p, 1)
+		return nil, s.finishError(call, string(op), t0, res)
+	}
+	res.Timing["total_us"] = time.Since(t0).Microseconds()
+	s.endCall(call, string(op), t0, res.Timing, map[string]any{"bytes": len(res.Data) + len(req.Data)})
+	return res, nil
+}
+
+// ReadFile returns the contents of a file in the workspace, at most the
+// session's file limit; truncated reports a cut.
+func (s *Session) ReadFile(ctx context.Context, p string) (data []byte, truncated bool, err error) {
+	res, err := s.fileCall(ctx, proto.OpRead, p, nil)
+	if err != nil {
+		return nil, false, err
+	}
+	return res.Data, res.Truncated, nil
+}
+
+// WriteFile creates or replaces a file in the workspace, creating missing
+// parent directories.
+func (s *Session) WriteFile(ctx context.Context, p string, data []byte) error {
+	_, err := s.fileCall(ctx, proto.OpWrite, p, func(r *proto.Request) { r.Data = data })
+	return err
+}
+
+// ListDir lists a directory in the workspace.
+func (s *Session) ListDir(ctx context.Context, p string) ([]FileInfo, error) {
+	res, err := s.fileCall(ctx, proto.OpList, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Entries, nil
+}
+
+// Stat describes a file in the workspace without following a final
+// symlink.
+func (s *Session) Stat(ctx context.Context, p string) (*FileInfo, error) {
+	res, err := s.fileCall(ctx, proto.OpStat, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	return res.Info, nil
+}
+
+// Run is the per-call mode: it opens a session, runs one command and
+// closes the session.
+func Run(ctx context.Context, o Options, r ExecRequest) (*ExecResult, error) {
+	s, err := Open(ctx, o)
+	if err != nil {
+		return nil, err
+	}
+	res, err := s.Exec(ctx, r)
+	if cerr := s.Close(); err == nil && cerr != nil {
+		return res, &Error{Code: CodeFailed, Message: "closing the session: " + cerr.Error()}
+	}
+	return res, err
+}

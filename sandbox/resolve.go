@@ -1,0 +1,171 @@
+package sandbox
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/cordon-sandbox/cordon/internal/plan"
+	"github.com/cordon-sandbox/cordon/policy"
+)
+
+// DefaultHome is the session's $HOME when the policy does not set one.
+const DefaultHome = "/home/cordon"
+
+// checkWorkspace returns the workspace's canonical host path.
+func checkWorkspace(ws string) (string, error) {
+	if ws == "" {
+		return "", &Error{Code: CodeInvalid, Message: "no workspace given"}
+	}
+	abs, err := filepath.Abs(ws)
+	if err != nil {
+		return "", &Error{Code: CodeInvalid, Message: fmt.Sprintf("workspace %q: %v", ws, err)}
+	}
+	real, err := filepath.EvalSymlinks(abs)
+	if err != nil {
+		return "", &Error{Code: CodeInvalid, Message: fmt.Sprintf("workspace %s: %v", abs, errors.Unwrap(err))}
+	}
+	fi, err := os.Stat(real)
+	if err != nil {
+		return "", &Error{Code: CodeInvalid, Message: fmt.Sprintf("workspace %s: %v", abs, err)}
+	}
+	if !fi.IsDir() {
+		return "", &Error{Code: CodeInvalid, Message: fmt.Sprintf("workspace %s is not a directory", abs)}
+	}
+	for _, bad := range []string{"/", "/proc", "/dev", "/sys"} {
+		if real == bad || (bad != "/" && strings.HasPrefix(real, bad+"/")) {
+			return "", &Error{Code: CodeInvalid, Message: fmt.Sprintf("workspace %s: %s cannot be a workspace", abs, bad)}
+		}
+	}
+	return real, nil
+}
+
+// resolve joins the policy with this host's facts into a plan.
+func resolve(pol *policy.Policy, ws string, id string, ids idMap) (*plan.Plan, error) {
+	home, _ := os.UserHomeDir()
+	exp, err := pol.Expand(home, os.Getenv)
+	if err != nil {
+		return nil, err
+	}
+	p := &plan.Plan{
+		Session:           id,
+		Hostname:          "cordon",
+		Workspace:         ws,
+		WorkspaceWritable: exp.Workspace.Access.OrDefault() == policy.AccessWrite,
+		Home:              DefaultHome,
+		Hide:              append([]string(nil), exp.Filesystem.Hide...),
+		TmpBytes:          int64(exp.Limits.Tmp),
+		HomeBytes:         int64(exp.Limits.Home),
+		UID:               ids.execUID,
+		GID:               ids.execUID,
+		User:              "cordon",
+		Limits: plan.Limits{
+			MemoryBytes:    int64(exp.Limits.Memory),
+			Pids:           int64(exp.Limits.Pids),
+			TimeoutMS:      time.Duration(exp.Limits.Timeout).Milliseconds(),
+			OutputBytes:    int64(exp.Limits.Output),
+			FileReadBytes:  fileLimit(int64(exp.Limits.Output)),
+			FileWriteBytes: fileLimit(int64(exp.Limits.Output)),
+		},
+	}
+	if h := exp.Env.Set["HOME"]; h != "" {
+		p.Home = filepath.Clean(h)
+	}
+	for _, m := range exp.Filesystem.Read {
+		if err := addBind(p, m, false); err != nil {
+			return nil, fmt.Errorf("filesystem.read: %w", err)
+		}
+	}
+	for _, m := range exp.Filesystem.Write {
+		if err := addBind(p, m, true); err != nil {
+			return nil, fmt.Errorf("filesystem.write: %w", err)
+		}
+	}
+	p.Env = environ(exp.Env, p.Home)
+	return p, nil
+}
+
+// fileLimit bounds one file tool transfer: the output cap, at least 1 MiB
+// and at most 64 MiB minus framing, so a file always fits in a frame.
+func fileLimit(output int64) int64 {
+	const lo, hi = 1 << 20, 48 << 20
+	switch {
+	case output < lo:
+		return lo
+	case output > hi:
+		return hi
+	}
+	return output
+}
+
+func addBind(p *plan.Plan, m policy.Mount, writable bool) error {
+	src := filepath.Clean(m.Path)
+	target := m.Target()
+	fi, err := os.Lstat(src)
+	if errors.Is(err, os.ErrNotExist) && m.Optional {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("%s: %w", src, errors.Unwrap(err))
+	}
+	b := plan.Bind{Source: src, Target: target, Writable: writable}
+	switch {
+	case fi.Mode()&os.ModeSymlink != 0 && target == src:
+		// Merged-/usr systems have /bin -> usr/bin: recreate the link
+		// so paths resolve as on the host.
+		link, err := os.Readlink(src)
+		if err != nil {
+			return err
+		}
+		b.Kind, b.Link = plan.BindSymlink, link
+	case fi.Mode()&os.ModeSymlink != 0:
+		real, err := filepath.EvalSymlinks(src)
+		if err != nil {
+			if m.Optional {
+				return nil
+			}
+			return fmt.Errorf("%s: %w", src, err)
+		}
+		rfi, err := os.Stat(real)
+		if err != nil {
+			return err
+		}
+		b.Source = real
+		b.Kind = kindOf(rfi)
+	default:
+		b.Kind = kindOf(fi)
+	}
+	p.Binds = append(p.Binds, b)
+	return nil
+}
+
+func kindOf(fi os.FileInfo) plan.BindKind {
+	if fi.IsDir() {
+		return plan.BindDir
+	}
+	return plan.BindFile
+}
+
+// environ builds the base environment: the variables the policy passes
+// through from the caller's environment, then its fixed values.
+func environ(e policy.Env, home string) []string {
+	vars := map[string]string{"HOME": home}
+	for _, name := range e.Pass {
+		if v, ok := os.LookupEnv(name); ok {
+			vars[name] = v
+		}
+	}
+	for k, v := range e.Set {
+		vars[k] = v
+	}
+	out := make([]string, 0, len(vars))
+	for k, v := range vars {
+		out = append(out, k+"="+v)
+	}
+	sort.Strings(out)
+	return out
+}

@@ -1,0 +1,506 @@
+package sandbox
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/cgroup"
+	"github.com/cordon-sandbox/cordon/internal/linux"
+	"github.com/cordon-sandbox/cordon/internal/plan"
+	"github.com/cordon-sandbox/cordon/internal/proto"
+	"github.com/cordon-sandbox/cordon/internal/stage"
+	"github.com/cordon-sandbox/cordon/policy"
+)
+
+// Init runs a session stage if this process is one and never returns in
+// that case. Call it first thing in main.
+func Init() { stage.Dispatch() }
+
+// DefaultSessionUID is the host uid a root-started session runs as (its
+// supervisor; the executor runs as the next uid). It lies far above the
+// ranges distributions give to users and to subordinate-id ranges.
+const DefaultSessionUID = 2_000_000_000
+
+// Options configure a session. The zero value of every field is usable
+// except Workspace.
+type Options struct {
+	// Policy is the session's policy; nil means policy.Default().
+	Policy *policy.Policy
+	// Workspace is the host directory the session works in.
+	Workspace string
+	// Bus receives the session's events; nil means a private bus
+	// (subscribe through Session.Events).
+	Bus *events.Bus
+	// SessionUID is the host uid of a session started by root: the
+	// supervisor runs as SessionUID, the executor as SessionUID+1.
+	// Zero means DefaultSessionUID. Ignored when not root: a session
+	// then runs as the calling user.
+	SessionUID int
+}
+
+// idMap is how session ids map to host ids.
+type idMap struct {
+	rootful bool
+	hostUID int // supervisor (inside 0) on the host
+	hostGID int
+	execUID int // executor inside the session
+}
+
+// executorID is the executor's uid and gid inside a rootful session.
+const executorID = 1000
+
+func newIDMap(o Options) idMap {
+	if os.Geteuid() != 0 {
+		return idMap{hostUID: os.Geteuid(), hostGID: os.Getegid()}
+	}
+	base := o.SessionUID
+	if base == 0 {
+		base = DefaultSessionUID
+	}
+	return idMap{rootful: true, hostUID: base, hostGID: base, execUID: executorID}
+}
+
+func (m idMap) sysProcAttr() *syscall.SysProcAttr {
+	a := &syscall.SysProcAttr{
+		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET |
+			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
+		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !m.rootful},
+	}
+	if m.rootful {
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.hostUID, Size: 1}, {ContainerID: executorID, HostID: m.hostUID + 1, Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.hostGID, Size: 1}, {ContainerID: executorID, HostID: m.hostGID + 1, Size: 1}}
+		a.GidMappingsEnableSetgroups = true
+	} else {
+		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.hostUID, Size: 1}}
+		a.GidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.hostGID, Size: 1}}
+	}
+	return a
+}
+
+// Session is one warm isolation context serving tool calls. Its methods
+// are safe for concurrent use.
+type Session struct {
+	id      string
+	plan    *plan.Plan
+	bus     *events.Bus
+	created time.Time
+
+	cmd    *exec.Cmd
+	conn   *proto.Conn
+	cg     *cgroup.Group
+	stderr *tailBuffer
+
+	mu       sync.Mutex
+	pending  map[string]*pending
+	nextCall uint64
+	closed   bool
+	dead     error
+	readDone chan struct{}
+	closeErr error
+	once     sync.Once
+}
+
+type pending struct {
+	done    chan *proto.Result
+	output  func(stream string, data []byte)
+	denials []*events.Event // deny events of the call, as published
+}
+
+// Open creates a session: it starts the supervisor in fresh namespaces,
+// which builds the view and starts the locked-down executor. It returns
+// when the session can serve calls.
+func Open(ctx context.Context, o Options) (*Session, error) {
+	t0 := time.Now()
+	pol := o.Policy
+	if pol == nil {
+		pol = policy.Default()
+	}
+	if err := pol.Validate(); err != nil {
+		return nil, err
+	}
+	ws, err := checkWorkspace(o.Workspace)
+	if err != nil {
+		return nil, err
+	}
+	ids := newIDMap(o)
+	id := newID()
+	p, err := resolve(pol, ws, id, ids)
+	if err != nil {
+		return nil, err
+	}
+	bus := o.Bus
+	if bus == nil {
+		bus = events.NewBus()
+	}
+	s := &Session{id: id, plan: p, bus: bus, pending: map[string]*pending{}, readDone: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
+	cleanup := []func(){}
+	fail := func(err error) (*Session, error) {
+		for i := len(cleanup) - 1; i >= 0; i-- {
+			cleanup[i]()
+		}
+		return nil, err
+	}
+
+	var tree *os.File
+	if ids.rootful {
+		if tree, err = idmappedWorkspace(ws, ids.hostUID+1, ids.hostGID+1); err != nil {
+			return fail(&Error{Code: CodeFailed, Message: "preparing the workspace mount: " + err.Error()})
+		}
+		p.WorkspaceFD = true
+		cleanup = append(cleanup, func() { tree.Close() })
+		if cg, err := cgroup.New(id, p.Limits.MemoryBytes, p.Limits.Pids); err == nil {
+			s.cg = cg
+			p.Limits.CgroupManaged = true
+			cleanup = append(cleanup, func() { cg.Destroy() })
+		}
+	}
+	tIDs := time.Now()
+
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return fail(os.NewSyscallError("socketpair", err))
+	}
+	mine, theirs := os.NewFile(uintptr(fds[0]), "session"), os.NewFile(uintptr(fds[1]), "host")
+	cleanup = append(cleanup, func() { mine.Close() })
+	cmd := exec.Command("/proc/self/exe", proto.StageSupervisor)
+	cmd.Env = []string{} // nothing of the host's environment crosses
+	cmd.Dir = "/"
+	cmd.Stderr = s.stderr
+	cmd.ExtraFiles = []*os.File{theirs}
+	if tree != nil {
+		cmd.ExtraFiles = append(cmd.ExtraFiles, tree)
+		trees, err := bindTrees(p, 3+len(cmd.ExtraFiles))
+		if err != nil {
+			return fail(&Error{Code: CodeFailed, Message: "preparing the filesystem view: " + err.Error()})
+		}
+		defer func() {
+			for _, t := range trees {
+				t.Close()
+			}
+		}()
+		cmd.ExtraFiles = append(cmd.ExtraFiles, trees...)
+	}
+	cmd.SysProcAttr = ids.sysProcAttr()
+	err = cmd.Start()
+	theirs.Close()
+	if tree != nil {
+		tree.Close()
+	}
+	if err != nil {
+		return fail(startError(err))
+	}
+	s.cmd = cmd
+	cleanup = append(cleanup, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	tSpawn := time.Now()
+	if s.cg != nil {
+		if err := s.cg.Add(cmd.Process.Pid); err != nil {
+			return fail(&Error{Code: CodeFailed, Message: "joining the session cgroup: " + err.Error()})
+		}
+	}
+	s.conn = proto.NewConn(mine)
+	if err := s.conn.Send(p); err != nil {
+		return fail(s.setupError(err))
+	}
+	var r proto.Response
+	if err := s.receiveReady(ctx, &r); err != nil {
+		return fail(s.setupError(err))
+	}
+	if r.Ready.Error != "" {
+		return fail(s.setupError(errors.New(r.Ready.Error)))
+	}
+	s.created = time.Now()
+	go s.read()
+
+	timing := map[string]int64{
+		"prepare_us": tIDs.Sub(t0).Microseconds(),
+		"spawn_us":   tSpawn.Sub(tIDs).Microseconds(),
+		"total_us":   time.Since(t0).Microseconds(),
+	}
+	for k, v := range r.Ready.Timing {
+		timing[k] = v
+	}
+	detail := map[string]any{
+		"workspace": ws, "landlock_abi": r.Ready.LandlockABI, "rootful": ids.rootful,
+		"host_uid": ids.hostUID, "cgroup": s.cg != nil,
+	}
+	if len(r.Ready.Warnings) > 0 {
+		detail["warnings"] = r.Ready.Warnings
+	}
+	bus.Publish(&events.Event{Session: id, Kind: events.SessionStart, Detail: detail, Timing: timing})
+	return s, nil
+}
+
+// receiveReady waits for the supervisor's ready frame, or ctx.
+func (s *Session) receiveReady(ctx context.Context, r *proto.Response) error {
+	errc := make(chan error, 1)
+	go func() { errc <- s.conn.Receive(r) }()
+	select {
+	case err := <-errc:
+		if err == nil && (r.Kind != proto.KindReady || r.Ready == nil) {
+			err = errors.New("session sent no ready report")
+		}
+		return err
+	case <-ctx.Done():
+		_ = s.cmd.Process.Kill()
+		<-errc
+		return ctx.Err()
+	}
+}
+
+func (s *Session) setupError(err error) error {
+	if s.cmd != nil {
+		_ = s.cmd.Process.Kill()
+		_ = s.cmd.Wait()
+	}
+	msg := err.Error()
+	if tail := strings.TrimSpace(s.stderr.String()); tail != "" && (errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF)) {
+		msg = tail
+	}
+	return &Error{Code: CodeFailed, Message: "starting the session: " + msg}
+}
+
+func startError(err error) error {
+	if errors.Is(err, unix.EPERM) || errors.Is(err, unix.ENOSPC) || errors.Is(err, unix.EINVAL) {
+		return &Error{Code: CodeUnsupported, Message: "creating the session's namespaces: " + err.Error() + " (are unprivileged user namespaces enabled?)"}
+	}
+	return &Error{Code: CodeFailed, Message: "starting the supervisor: " + err.Error()}
+}
+
+// idmappedWorkspace returns a detached copy of the workspace mount whose
+// files, owned on disk by the workspace's owner, appear owned by the
+// session's executor. Only the workspace is mapped: a root-owned file
+// anywhere else in the view still belongs to an id the session is not.
+func idmappedWorkspace(ws string, uid, gid int) (*os.File, error) {
+	var st unix.Stat_t
+	if err := unix.Stat(ws, &st); err != nil {
+		return nil, &os.PathError{Op: "stat", Path: ws, Err: err}
+	}
+	userns, err := linux.UserNamespace(int(st.Uid), uid, int(st.Gid), gid)
+	if err != nil {
+		return nil, err
+	}
+	defer userns.Close()
+	tree, err := linux.OpenTreeClone(ws)
+	if err != nil {
+		return nil, err
+	}
+	if err := linux.IDMapTree(tree, int(userns.Fd())); err != nil {
+		tree.Close()
+		return nil, err
+	}
+	return tree, nil
+}
+
+// bindTrees clones the mount tree of every bind source, for a supervisor
+// that cannot reach them by path, and records in each bind the
+// descriptor it will have in the supervisor (counting from first).
+func bindTrees(p *plan.Plan, first int) ([]*os.File, error) {
+	var trees []*os.File
+	for i := range p.Binds {
+		b := &p.Binds[i]
+		if b.Kind == plan.BindSymlink {
+			continue
+		}
+		t, err := linux.OpenTreeClone(b.Source)
+		if err != nil {
+			for _, t := range trees {
+				t.Close()
+			}
+			return nil, err
+		}
+		b.FD = first + len(trees)
+		trees = append(trees, t)
+	}
+	return trees, nil
+}
+
+// ID returns the session's id.
+func (s *Session) ID() string { return s.id }
+
+// Workspace returns the workspace's path (the same inside and outside).
+func (s *Session) Workspace() string { return s.plan.Workspace }
+
+// Created returns when the session became ready.
+func (s *Session) Created() time.Time { return s.created }
+
+// Bus returns the bus the session publishes on.
+func (s *Session) Bus() *events.Bus { return s.bus }
+
+// read demultiplexes frames from the supervisor to pending calls.
+func (s *Session) read() {
+	defer close(s.readDone)
+	for {
+		var r proto.Response
+		if err := s.conn.Receive(&r); err != nil {
+			s.fail(err)
+			return
+		}
+		switch r.Kind {
+		case proto.KindEvent:
+			if r.Event == nil {
+				continue
+			}
+			s.bus.Publish(r.Event)
+			s.mu.Lock()
+			if pc := s.pending[r.Call]; pc != nil && r.Call != "" {
+				pc.denials = append(pc.denials, r.Event)
+			}
+			s.mu.Unlock()
+		case proto.KindStdout, proto.KindStderr:
+			s.mu.Lock()
+			pc := s.pending[r.Call]
+			s.mu.Unlock()
+			if pc != nil && pc.output != nil {
+				pc.output(string(r.Kind), r.Data)
+			}
+		case proto.KindResult:
+			s.mu.Lock()
+			pc := s.pending[r.Call]
+			delete(s.pending, r.Call)
+			s.mu.Unlock()
+			if pc != nil && r.Result != nil {
+				r.Result.Denials = events.Fold(pc.denials)
+				pc.done <- r.Result
+			}
+		}
+	}
+}
+
+// fail ends every pending call after the session's connection broke.
+func (s *Session) fail(err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.dead == nil {
+		if s.closed {
+			s.dead = &Error{Code: CodeClosed, Message: "session closed"}
+		} else {
+			s.dead = &Error{Code: CodeFailed, Message: "session ended unexpectedly: " + err.Error()}
+		}
+	}
+	for id, pc := range s.pending {
+		close(pc.done)
+		delete(s.pending, id)
+	}
+}
+
+// call sends one request and waits for its result.
+func (s *Session) call(ctx context.Context, req *proto.Request, output func(string, []byte)) (*proto.Result, error) {
+	pc := &pending{done: make(chan *proto.Result, 1), output: output}
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil, &Error{Code: CodeClosed, Message: "session closed"}
+	}
+	if s.dead != nil {
+		err := s.dead
+		s.mu.Unlock()
+		return nil, err
+	}
+	s.pending[req.Call] = pc
+	s.mu.Unlock()
+	req.Received = time.Now().UnixMicro()
+	if err := s.conn.Send(req); err != nil {
+		s.mu.Lock()
+		delete(s.pending, req.Call)
+		s.mu.Unlock()
+		return nil, &Error{Code: CodeFailed, Message: "sending the call: " + err.Error()}
+	}
+	select {
+	case res, ok := <-pc.done:
+		if !ok {
+			s.mu.Lock()
+			err := s.dead
+			s.mu.Unlock()
+			return nil, err
+		}
+		return res, nil
+	case <-ctx.Done():
+		_ = s.conn.Send(&proto.Request{Call: req.Call, Op: proto.OpCancel})
+		res, ok := <-pc.done
+		if !ok {
+			return nil, ctx.Err()
+		}
+		return res, nil
+	}
+}
+
+func (s *Session) newCall() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.nextCall++
+	return "c" + strconv.FormatUint(s.nextCall, 10)
+}
+
+// Close ends the session: the supervisor (the session's PID 1) exits and
+// the kernel kills every process in the session; the cgroup is removed.
+// Closing twice is harmless.
+func (s *Session) Close() error {
+	s.once.Do(func() {
+		t0 := time.Now()
+		s.mu.Lock()
+		s.closed = true
+		s.mu.Unlock()
+		s.conn.Close()
+		done := make(chan error, 1)
+		go func() { done <- s.cmd.Wait() }()
+		select {
+		case <-done:
+		case <-time.After(5 * time.Second):
+			_ = s.cmd.Process.Kill()
+			<-done
+		}
+		<-s.readDone
+		if s.cg != nil {
+			s.closeErr = s.cg.Destroy()
+		}
+		s.bus.Publish(&events.Event{Session: s.id, Kind: events.SessionStop,
+			Timing: map[string]int64{"teardown_us": time.Since(t0).Microseconds(), "lifetime_us": time.Since(s.created).Microseconds()}})
+	})
+	return s.closeErr
+}
+
+func newID() string {
+	var b [8]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(fmt.Sprintf("reading random bytes: %v", err))
+	}
+	return hex.EncodeToString(b[:])
+}
+
+// tailBuffer keeps the last max bytes written to it.
+type tailBuffer struct {
+	mu  sync.Mutex
+	max int
+	buf bytes.Buffer
+}
+
+func (t *tailBuffer) Write(p []byte) (int, error) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.buf.Write(p)
+	if over := t.buf.Len() - t.max; over > 0 {
+		t.buf.Next(over)
+	}
+	return len(p), nil
+}
+
+func (t *tailBuffer) String() string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.buf.String()
+}
