@@ -175,6 +175,13 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return fail(os.NewSyscallError("socketpair", err))
 	}
+	// The host end is non-blocking so that Go's poller owns it: Close
+	// then wakes the reader at once and the supervisor sees EOF.
+	if err := unix.SetNonblock(fds[0], true); err != nil {
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+		return fail(os.NewSyscallError("fcntl", err))
+	}
 	mine, theirs := os.NewFile(uintptr(fds[0]), "session"), os.NewFile(uintptr(fds[1]), "host")
 	cleanup = append(cleanup, func() { mine.Close() })
 	cmd := exec.Command("/proc/self/exe", proto.StageSupervisor)

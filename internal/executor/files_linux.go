@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"path"
+	"sort"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -185,17 +186,20 @@ func (e *executor) listDir(req *proto.Request) *proto.Result {
 		return &proto.Result{Error: cerr}
 	}
 	defer f.Close()
-	ents, err := f.ReadDir(-1)
+	names, err := f.Readdirnames(-1)
 	if err != nil {
 		return &proto.Result{Error: callError(proto.OpList, req.Path, err)}
 	}
-	res := &proto.Result{Entries: make([]proto.FileInfo, 0, len(ents))}
-	for _, de := range ents {
-		fi, err := de.Info()
-		if err != nil {
+	sort.Strings(names)
+	res := &proto.Result{Entries: make([]proto.FileInfo, 0, len(names))}
+	for _, name := range names {
+		// Relative to the directory's descriptor: a path would be
+		// resolved again, from the executor's working directory.
+		var st unix.Stat_t
+		if err := unix.Fstatat(int(f.Fd()), name, &st, unix.AT_SYMLINK_NOFOLLOW); err != nil {
 			continue // removed while listing
 		}
-		res.Entries = append(res.Entries, fileInfo(de.Name(), fi, ""))
+		res.Entries = append(res.Entries, statInfo(name, &st))
 	}
 	return res
 }
@@ -206,30 +210,29 @@ func (e *executor) stat(req *proto.Request) *proto.Result {
 		return &proto.Result{Error: cerr}
 	}
 	defer f.Close()
-	fi, err := f.Stat()
-	if err != nil {
+	var st unix.Stat_t
+	if err := unix.Fstatat(int(f.Fd()), "", &st, unix.AT_EMPTY_PATH); err != nil {
 		return &proto.Result{Error: callError(proto.OpStat, req.Path, err)}
 	}
-	target := ""
-	if fi.Mode()&os.ModeSymlink != 0 {
+	info := statInfo(path.Base(e.rel(req.Path)), &st)
+	if info.Type == "symlink" {
 		buf := make([]byte, unix.PathMax)
 		if n, err := unix.Readlinkat(int(f.Fd()), "", buf); err == nil {
-			target = string(buf[:n])
+			info.Target = string(buf[:n])
 		}
 	}
-	info := fileInfo(path.Base(e.rel(req.Path)), fi, target)
 	return &proto.Result{Info: &info}
 }
 
-func fileInfo(name string, fi os.FileInfo, target string) proto.FileInfo {
+func statInfo(name string, st *unix.Stat_t) proto.FileInfo {
 	t := "other"
-	switch {
-	case fi.Mode().IsRegular():
+	switch st.Mode & unix.S_IFMT {
+	case unix.S_IFREG:
 		t = "file"
-	case fi.IsDir():
+	case unix.S_IFDIR:
 		t = "dir"
-	case fi.Mode()&os.ModeSymlink != 0:
+	case unix.S_IFLNK:
 		t = "symlink"
 	}
-	return proto.FileInfo{Name: name, Type: t, Size: fi.Size(), Mode: uint32(fi.Mode().Perm()), ModTime: fi.ModTime().Unix(), Target: target}
+	return proto.FileInfo{Name: name, Type: t, Size: st.Size, Mode: st.Mode & 0o7777, ModTime: st.Mtim.Sec}
 }

@@ -33,6 +33,7 @@ const (
 
 // Main runs the supervisor stage and never returns.
 func Main() {
+	_ = linux.CloseExecFrom(fdHost)
 	host := proto.NewConn(os.NewFile(fdHost, "host"))
 	err := run(host)
 	if err != nil {
