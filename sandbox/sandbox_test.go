@@ -525,7 +525,7 @@ func TestUnprivileged(t *testing.T) {
 	tmp := filepath.Join(dir, "tmp")
 	os.Mkdir(tmp, 0o777)
 	os.Chmod(tmp, 0o1777)
-	cmd := exec.Command(bin, "-test.run", "^Test(Posture|SeccompDenials|Boundary|FileTools|Limits|Isolation)$", "-test.count=1", "-test.v")
+	cmd := exec.Command(bin, "-test.run", "^Test(Posture|SeccompDenials|Boundary|FileTools|Limits|Isolation|DefaultPolicyDevelopment|MemoryLimit)$", "-test.count=1", "-test.v")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()

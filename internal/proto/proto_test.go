@@ -1,0 +1,61 @@
+package proto
+
+import (
+	"bytes"
+	"encoding/binary"
+	"errors"
+	"io"
+	"testing"
+)
+
+type rwc struct {
+	io.Reader
+	io.Writer
+}
+
+func (rwc) Close() error { return nil }
+
+func TestFrameRoundTrip(t *testing.T) {
+	var buf bytes.Buffer
+	c := NewConn(rwc{&buf, &buf})
+	in := &Request{Call: "c1", Op: OpExec, Argv: []string{"sh", "-c", "true"}, Stdin: []byte{0, 1, 255}}
+	if err := c.Send(in); err != nil {
+		t.Fatal(err)
+	}
+	var out Request
+	if err := c.Receive(&out); err != nil {
+		t.Fatal(err)
+	}
+	if out.Call != "c1" || len(out.Argv) != 3 || !bytes.Equal(out.Stdin, in.Stdin) {
+		t.Fatalf("got %+v", out)
+	}
+	if err := c.Receive(&out); err != io.EOF {
+		t.Fatalf("end of stream: %v", err)
+	}
+}
+
+func TestFrameTooLarge(t *testing.T) {
+	var hdr [4]byte
+	binary.BigEndian.PutUint32(hdr[:], MaxFrame+1)
+	c := NewConn(rwc{bytes.NewReader(hdr[:]), io.Discard})
+	var r Request
+	if err := c.Receive(&r); !errors.Is(err, ErrFrameTooLarge) {
+		t.Fatalf("oversized frame: %v", err)
+	}
+}
+
+// FuzzReceive: no input makes the decoder panic or allocate past MaxFrame.
+func FuzzReceive(f *testing.F) {
+	f.Add([]byte("\x00\x00\x00\x02{}"))
+	f.Add([]byte("\x00\x00\x00\x05{\"a\":"))
+	f.Add([]byte("\xff\xff\xff\xff"))
+	f.Fuzz(func(t *testing.T, b []byte) {
+		c := NewConn(rwc{bytes.NewReader(b), io.Discard})
+		for i := 0; i < 4; i++ {
+			var r Response
+			if c.Receive(&r) != nil {
+				return
+			}
+		}
+	})
+}
