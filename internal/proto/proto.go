@@ -1,8 +1,15 @@
 // Package proto is the session protocol: the frames that travel between
 // the host (library or daemon), the supervisor and the executor over
-// their socketpairs. A frame is a 4-byte big-endian length followed by
-// one JSON object. The protocol is internal: both ends are always the
+// their socketpairs. The protocol is internal: both ends are always the
 // same cordon binary.
+//
+// A frame is
+//
+//	u32 header length | u32 payload length | header (JSON) | payload (bytes)
+//
+// both lengths big-endian. The header is a small JSON object; bulk bytes
+// (stdin, file contents, command output) travel as the raw payload, so no
+// hop spends time on base64 and JSON scanning of data it only relays.
 package proto
 
 import (
@@ -48,7 +55,7 @@ type Request struct {
 	Op   Op     `json:"op"`
 	// Exec fields.
 	Argv      []string          `json:"argv,omitempty"`
-	Stdin     []byte            `json:"stdin,omitempty"`
+	Stdin     []byte            `json:"-"` // payload of exec
 	Env       map[string]string `json:"env,omitempty"`
 	Cwd       string            `json:"cwd,omitempty"`
 	TimeoutMS int64             `json:"timeout_ms,omitempty"`
@@ -56,7 +63,7 @@ type Request struct {
 	Stream    bool              `json:"stream,omitempty"`
 	// File fields.
 	Path   string `json:"path,omitempty"`
-	Data   []byte `json:"data,omitempty"`
+	Data   []byte `json:"-"` // payload of write_file
 	Mode   uint32 `json:"mode,omitempty"`
 	Append bool   `json:"append,omitempty"`
 	// Limit caps how many bytes read_file returns (0: the output cap).
@@ -83,7 +90,7 @@ const (
 type Response struct {
 	Call   string        `json:"call,omitempty"`
 	Kind   Kind          `json:"kind"`
-	Data   []byte        `json:"data,omitempty"`
+	Data   []byte        `json:"-"` // payload of stdout and stderr frames
 	PID    int           `json:"pid,omitempty"`
 	Result *Result       `json:"result,omitempty"`
 	Event  *events.Event `json:"event,omitempty"`
@@ -101,16 +108,20 @@ type Ready struct {
 // Result is the outcome of one call, as the executor measured it.
 type Result struct {
 	// Exec outcome.
-	ExitCode  int    `json:"exit_code"`
-	Signal    string `json:"signal,omitempty"`
-	Stdout    []byte `json:"stdout,omitempty"`
-	Stderr    []byte `json:"stderr,omitempty"`
+	ExitCode int    `json:"exit_code"`
+	Signal   string `json:"signal,omitempty"`
+	// Stdout, Stderr and Data travel in the payload, in that order;
+	// StdoutLen and StderrLen split it.
+	Stdout    []byte `json:"-"`
+	Stderr    []byte `json:"-"`
+	StdoutLen int    `json:"stdout_len,omitempty"`
+	StderrLen int    `json:"stderr_len,omitempty"`
 	Truncated bool   `json:"truncated,omitempty"`
 	TimedOut  bool   `json:"timed_out,omitempty"`
 	// Limit names the limit that ended the call ("timeout", "output").
 	Limit string `json:"limit,omitempty"`
 	// File outcome.
-	Data    []byte     `json:"data,omitempty"`
+	Data    []byte     `json:"-"`
 	Entries []FileInfo `json:"entries,omitempty"`
 	Info    *FileInfo  `json:"info,omitempty"`
 	// Error is a refusal or failure of the call itself (not of a command).
@@ -171,18 +182,74 @@ func NewConn(rwc io.ReadWriteCloser) *Conn {
 	return &Conn{r: bufio.NewReaderSize(rwc, 64<<10), w: rwc, c: rwc}
 }
 
-// Send writes v as one frame.
+// Framed is implemented by messages that carry a payload.
+type Framed interface {
+	payload() [][]byte
+	setPayload([]byte) error
+}
+
+func (r *Request) payload() [][]byte {
+	if r.Op == OpWrite {
+		return [][]byte{r.Data}
+	}
+	return [][]byte{r.Stdin}
+}
+
+func (r *Request) setPayload(p []byte) error {
+	if r.Op == OpWrite {
+		r.Data = p
+	} else {
+		r.Stdin = p
+	}
+	return nil
+}
+
+func (r *Response) payload() [][]byte {
+	if r.Result != nil {
+		r.Result.StdoutLen, r.Result.StderrLen = len(r.Result.Stdout), len(r.Result.Stderr)
+		return [][]byte{r.Result.Stdout, r.Result.Stderr, r.Result.Data}
+	}
+	return [][]byte{r.Data}
+}
+
+func (r *Response) setPayload(p []byte) error {
+	if r.Result == nil {
+		r.Data = p
+		return nil
+	}
+	o, e := r.Result.StdoutLen, r.Result.StderrLen
+	if o < 0 || e < 0 || o+e > len(p) {
+		return errors.New("decoding frame: output lengths exceed the payload")
+	}
+	r.Result.Stdout, r.Result.Stderr, r.Result.Data = p[:o:o], p[o:o+e:o+e], p[o+e:]
+	return nil
+}
+
+// Send writes v as one frame, its payload (if v is Framed) raw after the
+// JSON header.
 func (c *Conn) Send(v any) error {
-	b, err := json.Marshal(v)
+	var parts [][]byte
+	if f, ok := v.(Framed); ok {
+		parts = f.payload()
+	}
+	hdr, err := json.Marshal(v)
 	if err != nil {
 		return fmt.Errorf("encoding frame: %w", err)
 	}
-	if len(b) > MaxFrame {
-		return fmt.Errorf("encoding frame: %d bytes exceeds the %d byte limit", len(b), MaxFrame)
+	n := 0
+	for _, p := range parts {
+		n += len(p)
 	}
-	buf := make([]byte, 4+len(b))
-	binary.BigEndian.PutUint32(buf, uint32(len(b)))
-	copy(buf[4:], b)
+	if len(hdr)+n > MaxFrame {
+		return fmt.Errorf("encoding frame: %d bytes exceeds the %d byte limit", len(hdr)+n, MaxFrame)
+	}
+	buf := make([]byte, 8, 8+len(hdr)+n)
+	binary.BigEndian.PutUint32(buf, uint32(len(hdr)))
+	binary.BigEndian.PutUint32(buf[4:], uint32(n))
+	buf = append(buf, hdr...)
+	for _, p := range parts {
+		buf = append(buf, p...)
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if _, err := c.w.Write(buf); err != nil {
@@ -197,25 +264,35 @@ var ErrFrameTooLarge = errors.New("frame exceeds size limit")
 // Receive reads one frame into v. It returns io.EOF when the peer closed
 // the connection between frames.
 func (c *Conn) Receive(v any) error {
-	var hdr [4]byte
-	if _, err := io.ReadFull(c.r, hdr[:]); err != nil {
+	var lens [8]byte
+	if _, err := io.ReadFull(c.r, lens[:]); err != nil {
 		return err
 	}
-	n := binary.BigEndian.Uint32(hdr[:])
-	if n > MaxFrame {
+	h, n := binary.BigEndian.Uint32(lens[:4]), binary.BigEndian.Uint32(lens[4:])
+	if uint64(h)+uint64(n) > MaxFrame {
 		return ErrFrameTooLarge
 	}
-	b := make([]byte, n)
+	b := make([]byte, int(h)+int(n))
 	if _, err := io.ReadFull(c.r, b); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
 		return err
 	}
-	if err := json.Unmarshal(b, v); err != nil {
+	if err := json.Unmarshal(b[:h], v); err != nil {
 		return fmt.Errorf("decoding frame: %w", err)
 	}
-	return nil
+	f, ok := v.(Framed)
+	if !ok {
+		if n != 0 {
+			return errors.New("decoding frame: unexpected payload")
+		}
+		return nil
+	}
+	if n == 0 {
+		return f.setPayload(nil)
+	}
+	return f.setPayload(b[h:])
 }
 
 // Close closes the underlying connection.

@@ -29,14 +29,26 @@ func TestFrameRoundTrip(t *testing.T) {
 	if out.Call != "c1" || len(out.Argv) != 3 || !bytes.Equal(out.Stdin, in.Stdin) {
 		t.Fatalf("got %+v", out)
 	}
+	res := &Response{Call: "c1", Kind: KindResult, Result: &Result{ExitCode: 2, Stdout: []byte("out"), Stderr: []byte("err\xff"), Data: []byte("d")}}
+	if err := c.Send(res); err != nil {
+		t.Fatal(err)
+	}
+	var got Response
+	if err := c.Receive(&got); err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Result; r.ExitCode != 2 || string(r.Stdout) != "out" || string(r.Stderr) != "err\xff" || string(r.Data) != "d" {
+		t.Fatalf("result %+v", r)
+	}
 	if err := c.Receive(&out); err != io.EOF {
 		t.Fatalf("end of stream: %v", err)
 	}
 }
 
 func TestFrameTooLarge(t *testing.T) {
-	var hdr [4]byte
-	binary.BigEndian.PutUint32(hdr[:], MaxFrame+1)
+	var hdr [8]byte
+	binary.BigEndian.PutUint32(hdr[:], MaxFrame/2)
+	binary.BigEndian.PutUint32(hdr[4:], MaxFrame/2+1)
 	c := NewConn(rwc{bytes.NewReader(hdr[:]), io.Discard})
 	var r Request
 	if err := c.Receive(&r); !errors.Is(err, ErrFrameTooLarge) {
@@ -46,9 +58,10 @@ func TestFrameTooLarge(t *testing.T) {
 
 // FuzzReceive: no input makes the decoder panic or allocate past MaxFrame.
 func FuzzReceive(f *testing.F) {
-	f.Add([]byte("\x00\x00\x00\x02{}"))
-	f.Add([]byte("\x00\x00\x00\x05{\"a\":"))
-	f.Add([]byte("\xff\xff\xff\xff"))
+	f.Add([]byte("\x00\x00\x00\x02\x00\x00\x00\x00{}"))
+	f.Add([]byte("\x00\x00\x00\x1c\x00\x00\x00\x03{\"result\":{\"stdout_len\":2}}abc"))
+	f.Add([]byte("\x00\x00\x00\x05\x00\x00\x00\x00{\"a\":"))
+	f.Add([]byte("\xff\xff\xff\xff\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		c := NewConn(rwc{bytes.NewReader(b), io.Discard})
 		for i := 0; i < 4; i++ {

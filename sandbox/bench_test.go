@@ -1,0 +1,79 @@
+package sandbox_test
+
+import (
+	"context"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"testing"
+
+	"github.com/cordon-sandbox/cordon/sandbox"
+)
+
+// BenchmarkExec measures the smallest tool call three ways, side by side:
+// run bare on the host, in a warm session, and in a fresh session per call.
+func BenchmarkExec(b *testing.B) {
+	ws := b.TempDir()
+	os.Chmod(ws, 0o755)
+	ctx := context.Background()
+	b.Run("bare", func(b *testing.B) {
+		for range b.N {
+			cmd := exec.Command("/bin/true")
+			cmd.Dir = ws
+			if err := cmd.Run(); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		b.ResetTimer()
+		for range b.N {
+			if r, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"/bin/true"}}); err != nil || r.ExitCode != 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("per-call", func(b *testing.B) {
+		for range b.N {
+			if r, err := sandbox.Run(ctx, sandbox.Options{Workspace: ws}, sandbox.ExecRequest{Argv: []string{"/bin/true"}}); err != nil || r.ExitCode != 0 {
+				b.Fatal(err)
+			}
+		}
+	})
+}
+
+// BenchmarkReadFile compares a file tool read with a host read.
+func BenchmarkReadFile(b *testing.B) {
+	ws := b.TempDir()
+	os.Chmod(ws, 0o755)
+	data := make([]byte, 16<<10)
+	if err := os.WriteFile(filepath.Join(ws, "f"), data, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ctx := context.Background()
+	b.Run("bare", func(b *testing.B) {
+		for range b.N {
+			if _, err := os.ReadFile(filepath.Join(ws, "f")); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("warm", func(b *testing.B) {
+		s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		b.ResetTimer()
+		for range b.N {
+			if _, _, err := s.ReadFile(ctx, "f"); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+}
