@@ -259,20 +259,21 @@ func TestBoundary(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(ws, "probe.py"), []byte(probe), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	// A host directory the policy makes visible, holding a private file
-	// of the host user and a public one.
-	shared := t.TempDir()
-	os.Chmod(shared, 0o755)
-	os.WriteFile(filepath.Join(shared, "private"), []byte("secret-canary"), 0o600)
-	os.WriteFile(filepath.Join(shared, "public"), []byte("public-data"), 0o644)
+	// A host directory the policy makes visible, holding a root-only
+	// file and a public one. The unprivileged run gets root's from the
+	// root run that started it.
+	shared := os.Getenv("CORDON_TEST_ROOT_DIR")
+	if shared == "" {
+		if os.Geteuid() != 0 {
+			t.Fatal("unprivileged run without CORDON_TEST_ROOT_DIR: start it from TestUnprivileged")
+		}
+		shared = rootOnlyDir(t)
+	}
 	pol := policy.Default()
 	pol.Filesystem.Read = append(pol.Filesystem.Read, policy.Mount{Path: shared})
 	s, _ := open(t, ws, pol)
 
-	t.Run("private host file unreadable where visible", func(t *testing.T) {
-		if os.Geteuid() != 0 {
-			t.Skip("the private file belongs to the caller; a rootless session is the caller (documented)")
-		}
+	t.Run("root-only host file unreadable where visible", func(t *testing.T) {
 		r := sh(t, s, "cat "+shared+"/private")
 		if r.ExitCode == 0 || strings.Contains(string(r.Stdout), "secret-canary") {
 			t.Errorf("root-only file readable: %q", r.Stdout)
@@ -282,7 +283,7 @@ func TestBoundary(t *testing.T) {
 		}
 	})
 	t.Run("write outside the workspace", func(t *testing.T) {
-		for _, p := range []string{"/etc/cordon-test", "/usr/cordon-test", shared + "/new", "/cordon-test"} {
+		for _, p := range []string{"/etc/cordon-test", "/usr/cordon-test", shared + "/new-" + fmt.Sprint(os.Geteuid()), "/cordon-test"} {
 			if r := sh(t, s, "echo x > "+p); r.ExitCode == 0 {
 				t.Errorf("wrote %s", p)
 			}
@@ -416,7 +417,16 @@ func TestLimits(t *testing.T) {
 	if d := time.Since(t0); d > 5*time.Second {
 		t.Errorf("second session took %v during a fork bomb", d)
 	}
-	<-done
+	bomb := <-done
+	if os.Geteuid() == 0 {
+		var hit bool
+		for _, d := range bomb.Denials {
+			hit = hit || (d.Kind == events.Limit && d.Target == "pids")
+		}
+		if !hit {
+			t.Errorf("fork bomb under a cgroup: no pids limit event in %v", bomb.Denials)
+		}
+	}
 }
 
 // TestIsolation checks that sessions share nothing and that teardown
@@ -424,12 +434,19 @@ func TestLimits(t *testing.T) {
 func TestIsolation(t *testing.T) {
 	mountsBefore := mountCount(t)
 	fdsBefore := fdCount(t)
+	goroutinesBefore := runtime.NumGoroutine()
 	marker := fmt.Sprintf("cordon-marker-%d", time.Now().UnixNano())
 	a, err := sandbox.Open(context.Background(), sandbox.Options{Workspace: workspace(t)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := open(t, workspace(t), nil)
+	for _, ns := range []string{"mnt", "pid", "net", "ipc", "uts", "user", "cgroup"} {
+		na := sh(t, a, "readlink /proc/self/ns/"+ns).Stdout
+		if nb := sh(t, b, "readlink /proc/self/ns/"+ns).Stdout; len(na) == 0 || bytes.Equal(na, nb) {
+			t.Errorf("sessions share their %s namespace: %q %q", ns, na, nb)
+		}
+	}
 	sh(t, a, "echo a > /tmp/mine; echo a > ~/mine")
 	if r := sh(t, b, "cat /tmp/mine ~/mine 2>&1"); strings.Contains(string(r.Stdout), "a\n") {
 		t.Errorf("session b sees a's /tmp or HOME: %q", r.Stdout)
@@ -438,10 +455,10 @@ func TestIsolation(t *testing.T) {
 		t.Errorf("control: session a reads its own files: %q", r.Stdout)
 	}
 	// Escape attempts: double fork, setsid, nohup.
-	sh(t, a, fmt.Sprintf("setsid sh -c 'exec -a %s sleep 1000' </dev/null >/dev/null 2>&1 & (nohup python3 -c 'import time; time.sleep(1000)' %s >/dev/null 2>&1 &) ; true", marker, marker))
+	sh(t, a, fmt.Sprintf("setsid bash -c 'exec -a %s sleep 1000' </dev/null >/dev/null 2>&1 & (nohup python3 -c 'import time; time.sleep(1000)' %s >/dev/null 2>&1 &) ; true", marker, marker))
 	time.Sleep(200 * time.Millisecond)
-	if n := hostProcesses(marker); n == 0 {
-		t.Fatalf("control: the marker processes are not visible on the host while the session runs")
+	if n := hostProcesses(marker); n != 2 {
+		t.Fatalf("control: %d marker processes visible on the host while the session runs, want 2", n)
 	}
 	if err := a.Close(); err != nil {
 		t.Fatal(err)
@@ -461,6 +478,13 @@ func TestIsolation(t *testing.T) {
 	if n := fdCount(t); n > fdsBefore {
 		t.Errorf("descriptors: %d before, %d after", fdsBefore, n)
 	}
+	deadline := time.Now().Add(2 * time.Second)
+	for runtime.NumGoroutine() > goroutinesBefore && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if n := runtime.NumGoroutine(); n > goroutinesBefore {
+		t.Errorf("goroutines: %d before, %d after", goroutinesBefore, n)
+	}
 	if os.Geteuid() == 0 {
 		for _, d := range []string{"/sys/fs/cgroup/memory/cordon", "/sys/fs/cgroup/pids/cordon"} {
 			ents, _ := os.ReadDir(d)
@@ -471,6 +495,20 @@ func TestIsolation(t *testing.T) {
 			}
 		}
 	}
+}
+
+// rootOnlyDir makes a world-readable directory holding a root-only 0600
+// file "private" and a 0644 file "public".
+func rootOnlyDir(t *testing.T) string {
+	dir, err := os.MkdirTemp("", "cordon-rootonly-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	os.WriteFile(filepath.Join(dir, "private"), []byte("secret-canary"), 0o600)
+	os.WriteFile(filepath.Join(dir, "public"), []byte("public-data"), 0o644)
+	return dir
 }
 
 func hostProcesses(marker string) int {
@@ -526,7 +564,7 @@ func TestUnprivileged(t *testing.T) {
 	os.Mkdir(tmp, 0o777)
 	os.Chmod(tmp, 0o1777)
 	cmd := exec.Command(bin, "-test.run", "^Test(Posture|SeccompDenials|Boundary|FileTools|Limits|Isolation|DefaultPolicyDevelopment|MemoryLimit)$", "-test.count=1", "-test.v")
-	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp}
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp, "CORDON_TEST_ROOT_DIR=" + rootOnlyDir(t)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte("\nPASS")) {

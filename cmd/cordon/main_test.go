@@ -5,12 +5,14 @@ import (
 	"bytes"
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
@@ -73,6 +75,28 @@ func TestRunExitStatus(t *testing.T) {
 	}
 	if _, err := os.Stat("/etc/cordon-cli-test"); err == nil {
 		t.Fatal("the command wrote /etc on the host")
+	}
+}
+
+// TestRunLeavesNothing: whatever a command leaves running is gone when
+// cordon run returns; the control sees the same process alive while the
+// session still runs.
+func TestRunLeavesNothing(t *testing.T) {
+	ws := workspace(t)
+	marker := fmt.Sprintf("cordon-cli-marker-%d", time.Now().UnixNano())
+	bg := fmt.Sprintf("setsid bash -c 'exec -a %s sleep 1000' </dev/null >/dev/null 2>&1 &", marker)
+	o := cordon(t, ws, "", "run", "--", "sh", "-c", bg+" sleep 0.3; ps -eo args | grep -c '^"+marker+"'")
+	if strings.TrimSpace(o.stdout) != "1" {
+		t.Fatalf("control: the background process was not running during the call: %+v", o)
+	}
+	if o := cordon(t, ws, "", "run", "--", "sh", "-c", bg); o.code != 0 {
+		t.Fatalf("%+v", o)
+	}
+	dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+	for _, d := range dirs {
+		if b, err := os.ReadFile(d); err == nil && bytes.Contains(b, []byte(marker)) {
+			t.Errorf("%s outlived cordon run: %q", d, b)
+		}
 	}
 }
 
