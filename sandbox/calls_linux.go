@@ -5,6 +5,7 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
 	"regexp"
 	"strings"
 	"time"
@@ -22,6 +23,10 @@ type ExecRequest struct {
 	// Command is shell text, run as /bin/sh -c Command.
 	Command string
 	Stdin   []byte
+	// StdinReader, when set, is streamed to the command's stdin as it
+	// is read (Stdin is then ignored), and closed at its EOF. Reading
+	// stops when the call ends.
+	StdinReader io.Reader
 	// Env adds to (or overrides) the session's base environment.
 	Env map[string]string
 	// Cwd is the working directory relative to the workspace.
@@ -135,11 +140,19 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 	req := &proto.Request{
 		Call: call, Op: proto.OpExec, Argv: argv, Stdin: r.Stdin, Env: r.Env, Cwd: cwd,
 		TimeoutMS: r.Timeout.Milliseconds(), MaxOutput: r.MaxOutput, Stream: r.Output != nil,
+		StdinStream: r.StdinReader != nil,
+	}
+	var afterSend func()
+	if r.StdinReader != nil {
+		req.Stdin = nil
+		stdinDone := make(chan struct{})
+		defer close(stdinDone)
+		afterSend = func() { go s.streamStdin(call, r.StdinReader, stdinDone) }
 	}
 	s.bus.Publish(&events.Event{Session: s.id, Call: call, Kind: events.CallStart, Op: "exec", Target: argv[0],
 		Detail: map[string]any{"argv": argv}})
 	before := s.counters()
-	res, err := s.call(ctx, req, r.Output)
+	res, err := s.call(ctx, req, r.Output, afterSend)
 	if err != nil {
 		s.endCall(call, "exec", t0, nil, map[string]any{"error": err.Error()})
 		return nil, err
@@ -166,6 +179,31 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 		"denials": len(out.Denials),
 	})
 	return out, nil
+}
+
+// stdinChunk is the largest stdin frame.
+const stdinChunk = 32 << 10
+
+// streamStdin sends what r yields as the call's stdin, then its end.
+func (s *Session) streamStdin(call string, r io.Reader, done <-chan struct{}) {
+	buf := make([]byte, stdinChunk)
+	for {
+		n, err := r.Read(buf)
+		select {
+		case <-done:
+			return
+		default:
+		}
+		if n > 0 {
+			if s.conn.Send(&proto.Request{Call: call, Op: proto.OpStdin, Stdin: append([]byte(nil), buf[:n]...)}) != nil {
+				return
+			}
+		}
+		if err != nil {
+			_ = s.conn.Send(&proto.Request{Call: call, Op: proto.OpStdin, Close: true})
+			return
+		}
+	}
 }
 
 // limitEvents makes the limit events of a finished call and publishes
@@ -268,7 +306,7 @@ func (s *Session) fileCall(ctx context.Context, op proto.Op, p string, fill func
 		fill(req)
 	}
 	s.bus.Publish(&events.Event{Session: s.id, Call: call, Kind: events.CallStart, Op: string(op), Target: p})
-	res, err := s.call(ctx, req, nil)
+	res, err := s.call(ctx, req, nil, nil)
 	if err != nil {
 		s.endCall(call, string(op), t0, nil, map[string]any{"error": err.Error()})
 		return nil, err

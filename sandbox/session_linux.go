@@ -405,8 +405,9 @@ func (s *Session) fail(err error) {
 	}
 }
 
-// call sends one request and waits for its result.
-func (s *Session) call(ctx context.Context, req *proto.Request, output func(string, []byte)) (*proto.Result, error) {
+// call sends one request and waits for its result; afterSend, if set, runs
+// once the request is on its way (to stream stdin behind it).
+func (s *Session) call(ctx context.Context, req *proto.Request, output func(string, []byte), afterSend func()) (*proto.Result, error) {
 	pc := &pending{done: make(chan *proto.Result, 1), output: output}
 	s.mu.Lock()
 	if s.closed {
@@ -426,6 +427,9 @@ func (s *Session) call(ctx context.Context, req *proto.Request, output func(stri
 		delete(s.pending, req.Call)
 		s.mu.Unlock()
 		return nil, &Error{Code: CodeFailed, Message: "sending the call: " + err.Error()}
+	}
+	if afterSend != nil {
+		afterSend()
 	}
 	select {
 	case res, ok := <-pc.done:

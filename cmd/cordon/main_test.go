@@ -100,6 +100,36 @@ func TestRunLeavesNothing(t *testing.T) {
 	}
 }
 
+// TestRunStdinStays: a caller whose stdin pipe stays open must not hang
+// cordon run when the command does not read it.
+func TestRunStdinStays(t *testing.T) {
+	cmd := exec.Command(os.Args[0], "run", "--", "echo", "done")
+	cmd.Dir = workspace(t)
+	cmd.Env = append(os.Environ(), "CORDON_TEST_MAIN=1")
+	w, err := cmd.StdinPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	w.Write([]byte("partial input, never closed"))
+	done := make(chan error, 1)
+	var out bytes.Buffer
+	cmd.Stdout = &out
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil || out.String() != "done\n" {
+			t.Fatalf("%v %q", err, out.String())
+		}
+	case <-time.After(20 * time.Second):
+		cmd.Process.Kill()
+		t.Fatal("cordon run hung on an open stdin")
+	}
+}
+
 func TestRunPassesThrough(t *testing.T) {
 	ws := workspace(t)
 	o := cordon(t, ws, "from stdin\n", "run", "--", "sh", "-c", "cat; echo to-stderr >&2; echo made > f")

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"io"
 	"os"
 	"os/signal"
 	"syscall"
@@ -17,9 +16,6 @@ import (
 	"github.com/cordon-sandbox/cordon/policy"
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
-
-// maxStdin bounds the stdin cordon run forwards to the command.
-const maxStdin = 64 << 20
 
 func runCommand() *cobra.Command {
 	var (
@@ -54,13 +50,14 @@ and with 125 for errors of its own.`,
 				defer sink.Close()
 				bus.Attach(sink)
 			}
-			stdin, err := readStdin()
-			if err != nil {
-				return err
-			}
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
-			req := sandbox.ExecRequest{Argv: args, Stdin: stdin, Timeout: timeout}
+			req := sandbox.ExecRequest{Argv: args, Timeout: timeout}
+			// stdin streams through unless it is a terminal (no TTY in
+			// a session yet): the command then reads /dev/null.
+			if !term.IsTerminal(int(os.Stdin.Fd())) {
+				req.StdinReader = os.Stdin
+			}
 			if !asJSON {
 				req.Output = func(stream string, data []byte) {
 					if stream == "stderr" {
@@ -109,21 +106,6 @@ func loadPolicy(path string) (*policy.Policy, error) {
 		return nil, fmt.Errorf("reading policy: %w", err)
 	}
 	return policy.Parse(data, path)
-}
-
-// readStdin forwards stdin when it is not a terminal: a pipe or a file.
-func readStdin() ([]byte, error) {
-	if term.IsTerminal(int(os.Stdin.Fd())) {
-		return nil, nil
-	}
-	data, err := io.ReadAll(io.LimitReader(os.Stdin, maxStdin+1))
-	if err != nil {
-		return nil, fmt.Errorf("reading stdin: %w", err)
-	}
-	if len(data) > maxStdin {
-		return nil, fmt.Errorf("stdin is larger than %d bytes", maxStdin)
-	}
-	return data, nil
 }
 
 // describe renders a deny or limit event as one line for a person.

@@ -67,7 +67,18 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 		Stderr:      errW,
 		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
 	}
-	if len(req.Stdin) > 0 {
+	var stdinW *os.File
+	switch {
+	case req.StdinStream:
+		r, w, err := os.Pipe()
+		if err != nil {
+			outR.Close()
+			errR.Close()
+			return failed(err)
+		}
+		defer r.Close()
+		cmd.Stdin, stdinW = r, w
+	case len(req.Stdin) > 0:
 		cmd.Stdin = bytes.NewReader(req.Stdin)
 	}
 	max := req.MaxOutput
@@ -84,6 +95,12 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 	err = cmd.Start()
 	outW.Close()
 	errW.Close()
+	if stdinW != nil {
+		e.mu.Lock()
+		st := e.stdin[req.Call]
+		e.mu.Unlock()
+		go pump(st.ch, stdinW)
+	}
 	if err != nil {
 		outR.Close()
 		errR.Close()
@@ -137,6 +154,7 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 		// Nothing of a timed-out call may keep its output open.
 		_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
 	}
+	e.endStdin(req.Call)
 	deadline := exited.Add(pipeGrace)
 	_ = outR.SetReadDeadline(deadline)
 	_ = errR.SetReadDeadline(deadline)
@@ -176,6 +194,22 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 		res.ExitCode = st.ExitStatus()
 	}
 	return res
+}
+
+// pump writes a call's streamed stdin into the command's stdin pipe
+// until the stream ends or the command stops reading.
+func pump(ch <-chan []byte, w *os.File) {
+	defer w.Close()
+	for chunk := range ch {
+		if _, err := w.Write(chunk); err != nil {
+			break // EPIPE: the command closed its stdin
+		}
+	}
+	// Drain what still arrives so feed never blocks on a dead call.
+	go func() {
+		for range ch {
+		}
+	}()
 }
 
 // capture collects a command's stdout and stderr under one byte cap,

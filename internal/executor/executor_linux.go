@@ -44,7 +44,15 @@ type executor struct {
 	ws *os.File
 
 	mu      sync.Mutex
-	running map[string]int // call → process group of its command
+	running map[string]int          // call → process group of its command
+	stdin   map[string]*stdinStream // call → its streamed stdin
+}
+
+// stdinStream queues a call's streamed stdin for its command. The queue
+// is closed once: by the stream's end or by the call's end.
+type stdinStream struct {
+	ch     chan []byte
+	closed bool
 }
 
 // The executor starts in two steps around one execve, because Landlock
@@ -139,7 +147,7 @@ func serveLocked(sock *os.File, planFD string) error {
 	if err := conn.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
 		return err
 	}
-	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}}
+	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}, stdin: map[string]*stdinStream{}}
 	return e.serve()
 }
 
@@ -153,11 +161,59 @@ func (e *executor) serve() error {
 		if err != nil {
 			return fmt.Errorf("reading a request: %w", err)
 		}
-		if req.Op == proto.OpCancel {
+		switch req.Op {
+		case proto.OpCancel:
 			e.cancel(req.Call)
 			continue
+		case proto.OpStdin:
+			e.feed(req)
+			continue
+		case proto.OpExec:
+			if req.StdinStream {
+				// Registered here, in frame order, so that no chunk
+				// can arrive before its call is known.
+				e.mu.Lock()
+				e.stdin[req.Call] = &stdinStream{ch: make(chan []byte, stdinQueue)}
+				e.mu.Unlock()
+			}
 		}
 		go e.handle(req)
+	}
+}
+
+// stdinQueue bounds the chunks of streamed stdin waiting for a command
+// that does not read; past it the serve loop waits, for this session only.
+const stdinQueue = 64
+
+// feed queues a chunk of a call's streamed stdin, or its end. It holds
+// the lock while it sends so that the call's end cannot close the queue
+// under it; the command's pump (or its drain) always empties the queue.
+func (e *executor) feed(req *proto.Request) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	st := e.stdin[req.Call]
+	if st == nil || st.closed {
+		return // the call has ended; its stdin is discarded
+	}
+	if len(req.Stdin) > 0 {
+		st.ch <- req.Stdin
+	}
+	if req.Close {
+		st.closed = true
+		close(st.ch)
+	}
+}
+
+// endStdin closes and forgets a call's stdin stream.
+func (e *executor) endStdin(call string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	if st := e.stdin[call]; st != nil {
+		if !st.closed {
+			st.closed = true
+			close(st.ch)
+		}
+		delete(e.stdin, call)
 	}
 }
 

@@ -47,6 +47,9 @@ const (
 	OpStat  Op = "stat"
 	// OpCancel asks the executor to kill the named call's processes.
 	OpCancel Op = "cancel"
+	// OpStdin carries a chunk of a running call's stdin (the payload),
+	// or its end (Close).
+	OpStdin Op = "stdin"
 )
 
 // Request asks the executor to perform one tool call.
@@ -61,6 +64,10 @@ type Request struct {
 	TimeoutMS int64             `json:"timeout_ms,omitempty"`
 	MaxOutput int64             `json:"max_output,omitempty"`
 	Stream    bool              `json:"stream,omitempty"`
+	// StdinStream says stdin follows in OpStdin frames instead of Stdin.
+	StdinStream bool `json:"stdin_stream,omitempty"`
+	// Close ends a streamed stdin.
+	Close bool `json:"close,omitempty"`
 	// File fields.
 	Path   string `json:"path,omitempty"`
 	Data   []byte `json:"-"` // payload of write_file
