@@ -102,6 +102,24 @@ func TestPosture(t *testing.T) {
 	if r := sh(t, s, fmt.Sprintf("test -e /proc/%d", os.Getpid())); r.ExitCode == 0 && os.Getpid() > 8 {
 		t.Errorf("host test process %d visible in the session", os.Getpid())
 	}
+	// The trusted tier is opaque to the untrusted one: the supervisor
+	// (PID 1) and the executor are not dumpable, so their environment,
+	// descriptors, root and memory are out of reach; the control reads
+	// the same files of the command's own process.
+	for _, f := range []string{"environ", "mem", "exe", "fd", "root", "cwd"} {
+		open := "(exec 3< /proc/%s/" + f + ") 2>/dev/null && echo open"
+		if f == "fd" || f == "root" || f == "cwd" {
+			open = "ls /proc/%s/" + f + "/ >/dev/null 2>&1 && echo open"
+		}
+		for _, who := range []string{"1", "$PPID"} {
+			if r := sh(t, s, fmt.Sprintf(open, who)); strings.Contains(string(r.Stdout), "open") {
+				t.Errorf("/proc/%s/%s of the trusted tier can be opened", who, f)
+			}
+		}
+		if r := sh(t, s, fmt.Sprintf(open, "self")); !strings.Contains(string(r.Stdout), "open") {
+			t.Errorf("control: /proc/self/%s cannot be opened: %q", f, r.Stderr)
+		}
+	}
 	// Namespaces differ from the host's.
 	for _, ns := range []string{"mnt", "pid", "net", "ipc", "uts", "user", "cgroup"} {
 		host, err := os.Readlink("/proc/self/ns/" + ns)
