@@ -92,7 +92,13 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 	}
 
 	tSpawn := time.Now()
+	e.mu.Lock() // the orphan reaper must not see the command before it is registered
 	err = cmd.Start()
+	if err == nil {
+		e.running[req.Call] = cmd.Process.Pid
+		e.calls[cmd.Process.Pid] = req.Call
+	}
+	e.mu.Unlock()
 	outW.Close()
 	errW.Close()
 	if stdinW != nil {
@@ -112,12 +118,10 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 	}
 	spawned := time.Now()
 	_ = e.conn.Send(&proto.Response{Call: req.Call, Kind: proto.KindSpawn, PID: cmd.Process.Pid})
-	e.mu.Lock()
-	e.running[req.Call] = cmd.Process.Pid
-	e.mu.Unlock()
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, req.Call)
+		delete(e.calls, cmd.Process.Pid)
 		e.mu.Unlock()
 	}()
 

@@ -45,6 +45,7 @@ type executor struct {
 
 	mu      sync.Mutex
 	running map[string]int          // call → process group of its command
+	calls   map[int]string          // pid of a running command → its call
 	stdin   map[string]*stdinStream // call → its streamed stdin
 }
 
@@ -147,7 +148,8 @@ func serveLocked(sock *os.File, planFD string) error {
 	if err := conn.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
 		return err
 	}
-	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}, stdin: map[string]*stdinStream{}}
+	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}, calls: map[int]string{}, stdin: map[string]*stdinStream{}}
+	go e.reapOrphans()
 	return e.serve()
 }
 

@@ -1,0 +1,67 @@
+package executor
+
+import (
+	"os"
+	"os/signal"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+)
+
+// The executor is the child subreaper of its session: processes that a
+// call left behind (`(cmd &)`, double forks) become its children when
+// their parent exits. os/exec waits only for the commands it started, so
+// without a reaper every such orphan would stay a zombie and count
+// against the session's pids limit.
+//
+// reapOrphans waits for exited children that are not a running call's
+// command. It holds e.mu while it looks, and exec registers a command in
+// e.running under e.mu together with starting it, so a command that
+// exits at once is never taken from its cmd.Wait.
+func (e *executor) reapOrphans() {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, unix.SIGCHLD)
+	self := os.Getpid()
+	for range sig {
+		e.mu.Lock()
+		for _, pid := range zombieChildren(self) {
+			if _, ok := e.calls[pid]; ok {
+				continue
+			}
+			var ws unix.WaitStatus
+			_, _ = unix.Wait4(pid, &ws, unix.WNOHANG, nil)
+		}
+		e.mu.Unlock()
+	}
+}
+
+// zombieChildren lists the exited, unreaped children of pid.
+func zombieChildren(pid int) []int {
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return nil
+	}
+	parent := strconv.Itoa(pid)
+	var out []int
+	for _, ent := range ents {
+		child, err := strconv.Atoi(ent.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[0] == "Z" && f[1] == parent {
+			out = append(out, child)
+		}
+	}
+	return out
+}
