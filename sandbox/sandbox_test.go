@@ -426,7 +426,10 @@ func TestLimits(t *testing.T) {
 	other, _ := open(t, workspace(t), nil)
 	done := make(chan *sandbox.ExecResult, 1)
 	go func() {
-		r, _ := s.Exec(ctx, sandbox.ExecRequest{Command: "b(){ b | b & }; b; sleep 2", Timeout: 5 * time.Second})
+		r, err := s.Exec(ctx, sandbox.ExecRequest{Command: "b(){ b | b & }; b; sleep 30", Timeout: 2 * time.Second})
+		if err != nil {
+			t.Errorf("fork bomb call: %v", err)
+		}
 		done <- r
 	}()
 	time.Sleep(500 * time.Millisecond)
@@ -438,6 +441,17 @@ func TestLimits(t *testing.T) {
 		t.Errorf("second session took %v during a fork bomb", d)
 	}
 	bomb := <-done
+	if bomb == nil {
+		t.FailNow()
+	}
+	// The timeout killed the bomb's process group, and its own session
+	// serves the next call: its stages kept their threads throughout.
+	if !bomb.TimedOut {
+		t.Errorf("fork bomb call: %+v", bomb)
+	}
+	if r := sh(t, s, "echo recovered"); !strings.Contains(string(r.Stdout), "recovered") {
+		t.Errorf("the session that ran the bomb: exit %d %q %q %v", r.ExitCode, r.Stdout, r.Stderr, r.Denials)
+	}
 	if os.Geteuid() == 0 {
 		var hit bool
 		for _, d := range bomb.Denials {

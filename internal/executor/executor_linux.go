@@ -148,6 +148,7 @@ func serveLocked(sock *os.File, planFD string) error {
 	if err := conn.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
 		return err
 	}
+	linux.PrewarmThreads(stageThreads)
 	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}, calls: map[int]string{}, stdin: map[string]*stdinStream{}}
 	go e.reapOrphans()
 	return e.serve()
@@ -182,6 +183,10 @@ func (e *executor) serve() error {
 		go e.handle(req)
 	}
 }
+
+// stageThreads is how many idle OS threads a stage keeps for when the
+// session's pids are exhausted (see linux.PrewarmThreads).
+const stageThreads = 16
 
 // stdinQueue bounds the chunks of streamed stdin waiting for a command
 // that does not read; past it the serve loop waits, for this session only.

@@ -5,6 +5,7 @@ import (
 	"os/signal"
 	"strconv"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 )
@@ -16,16 +17,27 @@ import (
 // against the session's pids limit.
 //
 // reapOrphans waits for exited children that are not a running call's
-// command. It holds e.mu while it looks, and exec registers a command in
-// e.running under e.mu together with starting it, so a command that
-// exits at once is never taken from its cmd.Wait.
+// command. exec starts a command and registers it in e.calls under e.mu,
+// and the reaper decides under e.mu, so a command that exits at once is
+// never taken from its cmd.Wait even if the lock-free scan saw it first.
+// Orphans are not urgent: the reaper lets SIGCHLDs settle before it scans,
+// which keeps the scan off the path of a finishing call.
 func (e *executor) reapOrphans() {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, unix.SIGCHLD)
 	self := os.Getpid()
 	for range sig {
+		time.Sleep(reapDelay)
+		select {
+		case <-sig:
+		default:
+		}
+		zombies := zombieChildren(self)
+		if len(zombies) == 0 {
+			continue
+		}
 		e.mu.Lock()
-		for _, pid := range zombieChildren(self) {
+		for _, pid := range zombies {
 			if _, ok := e.calls[pid]; ok {
 				continue
 			}
@@ -35,6 +47,9 @@ func (e *executor) reapOrphans() {
 		e.mu.Unlock()
 	}
 }
+
+// reapDelay is how long the reaper lets exits accumulate before a scan.
+const reapDelay = 50 * time.Millisecond
 
 // zombieChildren lists the exited, unreaped children of pid.
 func zombieChildren(pid int) []int {

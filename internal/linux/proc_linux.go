@@ -2,6 +2,8 @@ package linux
 
 import (
 	"os"
+	"runtime"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -140,4 +142,29 @@ next:
 		unix.CloseOnExec(fd)
 	}
 	return nil
+}
+
+// PrewarmThreads makes the Go runtime start n more OS threads now and keep
+// them idle. A session's stages share its pids limit with the tool
+// processes; when a fork bomb exhausts it, the runtime can no longer
+// create a thread and would abort the stage. Threads it already has are
+// reused instead (the runtime never frees an idle thread).
+func PrewarmThreads(n int) {
+	var locked, release sync.WaitGroup
+	locked.Add(n)
+	release.Add(1)
+	var done sync.WaitGroup
+	done.Add(n)
+	for range n {
+		go func() {
+			defer done.Done()
+			runtime.LockOSThread()
+			locked.Done()
+			release.Wait()
+			runtime.UnlockOSThread()
+		}()
+	}
+	locked.Wait()
+	release.Done()
+	done.Wait()
 }

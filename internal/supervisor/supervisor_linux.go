@@ -92,6 +92,9 @@ func run(host *proto.Conn) error {
 		return fmt.Errorf("starting the executor: %w", err)
 	}
 	runtime.UnlockOSThread()
+	// The supervisor shares the session's pids limit: keep threads for
+	// when a fork bomb has taken every pid (see linux.PrewarmThreads).
+	linux.PrewarmThreads(16)
 	ready.Timing["view_us"] = viewDone.Sub(start).Microseconds()
 	ready.Timing["supervisor_us"] = time.Since(start).Microseconds()
 	if err := host.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
