@@ -130,6 +130,61 @@ func TestRunStdinStays(t *testing.T) {
 	}
 }
 
+// TestHostDeathEndsSession: when the process that opened a session dies
+// (SIGKILL, no cleanup), the session dies with it.
+func TestHostDeathEndsSession(t *testing.T) {
+	ws := workspace(t)
+	marker := fmt.Sprintf("cordon-orphan-marker-%d", time.Now().UnixNano())
+	evf := filepath.Join(ws, "events.jsonl")
+	cmd := exec.Command(os.Args[0], "run", "--events", evf, "--", "sh", "-c",
+		fmt.Sprintf("setsid bash -c 'exec -a %s sleep 1000' </dev/null >/dev/null 2>&1 & sleep 1000", marker))
+	cmd.Dir = ws
+	cmd.Env = append(os.Environ(), "CORDON_TEST_MAIN=1")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	alive := func() int {
+		n := 0
+		dirs, _ := filepath.Glob("/proc/[0-9]*/cmdline")
+		for _, d := range dirs {
+			// argv[0] is the marker only for the process exec -a made;
+			// cordon's and the shell's arguments merely contain it.
+			if b, err := os.ReadFile(d); err == nil && bytes.HasPrefix(b, []byte(marker)) {
+				n++
+			}
+		}
+		return n
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for alive() == 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if alive() == 0 {
+		cmd.Process.Kill()
+		t.Fatal("control: the session's process never ran")
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	deadline = time.Now().Add(5 * time.Second)
+	for alive() > 0 && time.Now().Before(deadline) {
+		time.Sleep(20 * time.Millisecond)
+	}
+	if n := alive(); n > 0 {
+		t.Errorf("%d processes outlived the killed host", n)
+	}
+	// A killed host cannot remove its session's cgroup (documented);
+	// the test removes it so the machine is left as it was.
+	b, _ := os.ReadFile(evf)
+	var start struct{ Session string }
+	json.Unmarshal(bytes.SplitN(b, []byte("\n"), 2)[0], &start)
+	if start.Session != "" {
+		for _, c := range []string{"memory", "pids"} {
+			os.Remove(filepath.Join("/sys/fs/cgroup", c, "cordon", start.Session))
+			os.Remove(filepath.Join("/sys/fs/cgroup", c, "cordon")) // fails if in use
+		}
+	}
+}
+
 func TestRunPassesThrough(t *testing.T) {
 	ws := workspace(t)
 	o := cordon(t, ws, "from stdin\n", "run", "--", "sh", "-c", "cat; echo to-stderr >&2; echo made > f")

@@ -56,7 +56,7 @@ func New(name string, memory, pids int64) (*Group, error) {
 		_ = os.WriteFile(filepath.Join(base, "cgroup.subtree_control"), []byte("+memory +pids"), 0)
 		_ = os.WriteFile(filepath.Join(parent, "cgroup.subtree_control"), []byte("+memory +pids"), 0)
 		dir := filepath.Join(parent, name)
-		if err := os.Mkdir(dir, 0o755); err != nil {
+		if err := mkdirUnder(parent, dir); err != nil {
 			return nil, fmt.Errorf("creating cgroup: %w", err)
 		}
 		g := &Group{V2: true, memory: dir, pids: dir}
@@ -70,12 +70,28 @@ func New(name string, memory, pids int64) (*Group, error) {
 	}
 	g := &Group{memory: filepath.Join(mem, Root, name), pids: filepath.Join(pid, Root, name)}
 	for _, d := range []string{g.memory, g.pids} {
-		if err := os.MkdirAll(d, 0o755); err != nil {
+		if err := mkdirUnder(filepath.Dir(d), d); err != nil {
 			g.Destroy()
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
 	}
 	return g, g.limit(memory, pids, "memory.limit_in_bytes", "memory.memsw.limit_in_bytes")
+}
+
+// mkdirUnder creates dir in parent, creating parent as needed. Another
+// session's Destroy may remove an empty parent at any moment; then it
+// tries again.
+func mkdirUnder(parent, dir string) error {
+	var err error
+	for range 3 {
+		if err = os.MkdirAll(parent, 0o755); err != nil {
+			return err
+		}
+		if err = os.Mkdir(dir, 0o755); !errors.Is(err, os.ErrNotExist) {
+			return err
+		}
+	}
+	return err
 }
 
 func (g *Group) limit(memory, pids int64, memFile, swapFile string) error {
@@ -182,6 +198,10 @@ func (g *Group) Destroy() error {
 			}
 			time.Sleep(5 * time.Millisecond)
 		}
+		// Remove cordon's parent too once no session uses it, so that a
+		// host without sessions has nothing of cordon's; it fails while
+		// another session lives.
+		_ = unix.Rmdir(filepath.Dir(d))
 	}
 	return errors.Join(errs...)
 }
