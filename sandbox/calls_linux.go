@@ -137,9 +137,12 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 		}
 		cwd = c
 	}
+	if r.MaxOutput < 0 || r.Timeout < 0 {
+		return nil, s.refuse(call, "exec", "", &Error{Code: CodeInvalid, Message: "timeout and output cap cannot be negative"})
+	}
 	req := &proto.Request{
 		Call: call, Op: proto.OpExec, Argv: argv, Stdin: r.Stdin, Env: r.Env, Cwd: cwd,
-		TimeoutMS: r.Timeout.Milliseconds(), MaxOutput: r.MaxOutput, Stream: r.Output != nil,
+		TimeoutMS: r.Timeout.Milliseconds(), MaxOutput: min(r.MaxOutput, maxOutput), Stream: r.Output != nil,
 		StdinStream: r.StdinReader != nil,
 	}
 	var afterSend func()

@@ -16,6 +16,23 @@ import (
 // DefaultHome is the session's $HOME when the policy does not set one.
 const DefaultHome = "/home/cordon"
 
+// Runtime defaults for limits a policy leaves unset (zero). There is
+// always a timeout and an output cap: a call never waits forever, and a
+// result always fits in one frame.
+const (
+	defaultTimeout = 10 * time.Minute
+	defaultOutput  = 16 << 20
+	maxOutput      = 48 << 20 // below proto.MaxFrame, with room for the header
+	defaultTmpfs   = 1 << 30
+)
+
+func orDefault(v, def int64) int64 {
+	if v <= 0 {
+		return def
+	}
+	return v
+}
+
 // checkWorkspace returns the workspace's canonical host path.
 func checkWorkspace(ws string) (string, error) {
 	if ws == "" {
@@ -58,18 +75,18 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap) (*plan.Plan, e
 		WorkspaceWritable: exp.Workspace.Access.OrDefault() == policy.AccessWrite,
 		Home:              DefaultHome,
 		Hide:              append([]string(nil), exp.Filesystem.Hide...),
-		TmpBytes:          int64(exp.Limits.Tmp),
-		HomeBytes:         int64(exp.Limits.Home),
+		TmpBytes:          orDefault(int64(exp.Limits.Tmp), defaultTmpfs),
+		HomeBytes:         orDefault(int64(exp.Limits.Home), defaultTmpfs),
 		UID:               ids.execUID,
 		GID:               ids.execUID,
 		User:              "cordon",
 		Limits: plan.Limits{
 			MemoryBytes:    int64(exp.Limits.Memory),
 			Pids:           int64(exp.Limits.Pids),
-			TimeoutMS:      time.Duration(exp.Limits.Timeout).Milliseconds(),
-			OutputBytes:    int64(exp.Limits.Output),
-			FileReadBytes:  fileLimit(int64(exp.Limits.Output)),
-			FileWriteBytes: fileLimit(int64(exp.Limits.Output)),
+			TimeoutMS:      orDefault(time.Duration(exp.Limits.Timeout).Milliseconds(), defaultTimeout.Milliseconds()),
+			OutputBytes:    min(orDefault(int64(exp.Limits.Output), defaultOutput), maxOutput),
+			FileReadBytes:  fileLimit(orDefault(int64(exp.Limits.Output), defaultOutput)),
+			FileWriteBytes: fileLimit(orDefault(int64(exp.Limits.Output), defaultOutput)),
 		},
 	}
 	if h := exp.Env.Set["HOME"]; h != "" {
@@ -85,8 +102,24 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap) (*plan.Plan, e
 			return nil, fmt.Errorf("filesystem.write: %w", err)
 		}
 	}
+	if err := checkTargets(p); err != nil {
+		return nil, err
+	}
 	p.Env = environ(exp.Env, p.Home)
 	return p, nil
+}
+
+// checkTargets refuses binds that would cover what the session itself
+// provides: its root, its private /tmp and $HOME, or the workspace.
+// (A bind below /tmp or $HOME, like the module cache, is fine.)
+func checkTargets(p *plan.Plan) error {
+	reserved := map[string]string{"/": "the view's root", "/tmp": "the session's /tmp", p.Home: "the session's $HOME", p.Workspace: "the workspace"}
+	for _, b := range p.Binds {
+		if what, ok := reserved[b.Target]; ok {
+			return &Error{Code: CodeInvalid, Message: fmt.Sprintf("filesystem: %s would cover %s", b.Target, what)}
+		}
+	}
+	return nil
 }
 
 // fileLimit bounds one file tool transfer: the output cap, at least 1 MiB
