@@ -31,39 +31,6 @@ import (
 // that case. Call it first thing in main.
 func Init() { stage.Dispatch() }
 
-// DefaultSessionUID is the host uid a root-started session runs as (its
-// supervisor; the executor runs as the next uid). It lies far above the
-// ranges distributions give to users and to subordinate-id ranges.
-const DefaultSessionUID = 2_000_000_000
-
-// Options configure a session. The zero value of every field is usable
-// except Workspace.
-type Options struct {
-	// Policy is the session's policy; nil means policy.Default().
-	Policy *policy.Policy
-	// Workspace is the host directory the session works in.
-	Workspace string
-	// Bus receives the session's events; nil means a private bus
-	// (subscribe through Session.Events).
-	Bus *events.Bus
-	// SessionUID is the host uid of a session started by root: the
-	// supervisor runs as SessionUID, the executor as SessionUID+1.
-	// Zero means DefaultSessionUID. Ignored when not root: a session
-	// then runs as the calling user.
-	SessionUID int
-}
-
-// idMap is how session ids map to host ids.
-type idMap struct {
-	rootful bool
-	hostUID int // supervisor (inside 0) on the host
-	hostGID int
-	execUID int // executor inside the session
-}
-
-// executorID is the executor's uid and gid inside a rootful session.
-const executorID = 1000
-
 func newIDMap(o Options) idMap {
 	if os.Geteuid() != 0 {
 		return idMap{hostUID: os.Geteuid(), hostGID: os.Getegid()}
