@@ -91,6 +91,13 @@ func run(host *proto.Conn) error {
 	if err != nil {
 		return fmt.Errorf("starting the executor: %w", err)
 	}
+	// Setup is done: the supervisor keeps no capability. What it does
+	// from here (relay frames, answer seccomp notifications, read
+	// /proc/PID/stat, exit) needs none, and it parses frames from the
+	// untrusted executor.
+	if err := linux.ClearCapabilities(); err != nil {
+		return err
+	}
 	runtime.UnlockOSThread()
 	// The supervisor shares the session's pids limit: keep threads for
 	// when a fork bomb has taken every pid (see linux.PrewarmThreads).
