@@ -25,6 +25,21 @@ type Options struct {
 	// Zero means DefaultSessionUID. Ignored when not root: a session
 	// then runs as the calling user.
 	SessionUID int
+	// Caller is the user the session is opened for when that is not
+	// this process's user (a daemon serving its clients). The workspace
+	// must then belong to the caller, every host path the policy binds
+	// must be one the caller can read, and "~/" in the policy is the
+	// caller's home. Nil means this process's user.
+	Caller *Caller
+	// CgroupParent names the directory under each cgroup hierarchy that
+	// holds the sessions' cgroups; empty means "cordon".
+	CgroupParent string
+}
+
+// Caller identifies the user a session is opened for.
+type Caller struct {
+	UID, GID int
+	Home     string
 }
 
 // idMap is how session ids map to host ids.

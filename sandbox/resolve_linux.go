@@ -9,6 +9,8 @@ import (
 	"strings"
 	"time"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/cordon-sandbox/cordon/internal/plan"
 	"github.com/cordon-sandbox/cordon/policy"
 )
@@ -62,8 +64,11 @@ func checkWorkspace(ws string) (string, error) {
 }
 
 // resolve joins the policy with this host's facts into a plan.
-func resolve(pol *policy.Policy, ws string, id string, ids idMap) (*plan.Plan, error) {
+func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller) (*plan.Plan, error) {
 	home, _ := os.UserHomeDir()
+	if caller != nil {
+		home = caller.Home
+	}
 	exp, err := pol.Expand(home, os.Getenv)
 	if err != nil {
 		return nil, err
@@ -105,8 +110,83 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap) (*plan.Plan, e
 	if err := checkTargets(p); err != nil {
 		return nil, err
 	}
+	if foreign(caller) {
+		for _, b := range p.Binds {
+			if b.Kind == plan.BindSymlink {
+				continue
+			}
+			if err := readableBy(caller.UID, b.Source); err != nil {
+				return nil, &Error{Code: CodeDenied, Message: fmt.Sprintf("filesystem: %s: %v", b.Source, err)}
+			}
+		}
+	}
 	p.Env = environ(exp.Env, p.Home)
 	return p, nil
+}
+
+// foreign reports whether the session is opened for a user other than
+// this process's: then the caller's own access decides what it may bind.
+func foreign(c *Caller) bool { return c != nil && c.UID != os.Geteuid() }
+
+// checkCaller refuses a workspace the caller does not own: a daemon
+// running as root must not let one user open a session over another
+// user's files (the session can write every file of the workspace's
+// owner).
+func checkCaller(c *Caller, ws string) error {
+	if !foreign(c) {
+		return nil
+	}
+	var st unix.Stat_t
+	if err := unix.Stat(ws, &st); err != nil {
+		return &Error{Code: CodeInvalid, Message: fmt.Sprintf("workspace %s: %v", ws, err)}
+	}
+	if int(st.Uid) != c.UID {
+		return &Error{Code: CodeDenied, Message: fmt.Sprintf("workspace %s does not belong to uid %d", ws, c.UID)}
+	}
+	return readableBy(c.UID, ws)
+}
+
+// readableBy checks, conservatively, that uid could reach and read path
+// on its own: every directory on the way searchable and the path itself
+// readable, by owner bits when uid owns it and by "other" bits otherwise
+// (group access is not counted, so a path reachable only through a group
+// is refused). A bind mount would otherwise show what the directories
+// above it hide.
+func readableBy(uid int, path string) error {
+	cur := "/"
+	parts := strings.Split(strings.TrimPrefix(filepath.Clean(path), "/"), "/")
+	for i, part := range parts {
+		var st unix.Stat_t
+		if err := unix.Stat(cur, &st); err != nil {
+			return err
+		}
+		if !permits(uid, &st, 0o1) {
+			return fmt.Errorf("uid %d cannot enter %s", uid, cur)
+		}
+		cur = filepath.Join(cur, part)
+		if i == len(parts)-1 {
+			if err := unix.Stat(cur, &st); err != nil {
+				return err
+			}
+			want := uint32(0o4)
+			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
+				want = 0o5
+			}
+			if !permits(uid, &st, want) {
+				return fmt.Errorf("uid %d cannot read %s", uid, cur)
+			}
+		}
+	}
+	return nil
+}
+
+// permits tests the owner bits for the owner and the other bits for
+// everyone else.
+func permits(uid int, st *unix.Stat_t, want uint32) bool {
+	if int(st.Uid) == uid {
+		return (st.Mode>>6)&want == want
+	}
+	return st.Mode&want == want
 }
 
 // checkTargets refuses binds that would cover what the session itself

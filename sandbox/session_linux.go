@@ -104,9 +104,12 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := checkCaller(o.Caller, ws); err != nil {
+		return nil, err
+	}
 	ids := newIDMap(o)
 	id := newID()
-	p, err := resolve(pol, ws, id, ids)
+	p, err := resolve(pol, ws, id, ids, o.Caller)
 	if err != nil {
 		return nil, err
 	}
@@ -130,7 +133,11 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		}
 		p.WorkspaceFD = true
 		cleanup = append(cleanup, func() { tree.Close() })
-		if cg, err := cgroup.New(id, p.Limits.MemoryBytes, p.Limits.Pids); err == nil {
+		parent := o.CgroupParent
+		if parent == "" {
+			parent = "cordon"
+		}
+		if cg, err := cgroup.New(parent, id, p.Limits.MemoryBytes, p.Limits.Pids); err == nil {
 			s.cg = cg
 			p.Limits.CgroupManaged = true
 			cleanup = append(cleanup, func() { cg.Destroy() })

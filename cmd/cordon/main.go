@@ -3,6 +3,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -29,8 +30,8 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCommand(), policyCommand())
-	err := root.Execute()
+	root.AddCommand(runCommand(), policyCommand(), serveCommand(), sessionCommand(), execCommand(), eventsCommand())
+	err := root.ExecuteContext(context.Background())
 	var ee *exitError
 	switch {
 	case err == nil:

@@ -15,9 +15,6 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Root is where cordon's cgroups live in each hierarchy.
-const Root = "cordon"
-
 // ErrUnavailable means no usable hierarchy (or no permission to use it).
 var ErrUnavailable = errors.New("no writable cgroup hierarchy with memory and pids controllers")
 
@@ -42,14 +39,16 @@ func hasControllers(dir string) bool {
 	return mem && pids
 }
 
-// New creates the cgroup for session name with the given limits (0: none).
-func New(name string, memory, pids int64) (*Group, error) {
+// New creates the cgroup for session name, in directory parent of each
+// hierarchy, with the given limits (0: none).
+func New(parent, name string, memory, pids int64) (*Group, error) {
+	root := parent
 	for _, base := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified"} {
 		var st unix.Statfs_t
 		if unix.Statfs(base, &st) != nil || st.Type != unix.CGROUP2_SUPER_MAGIC || !hasControllers(base) {
 			continue
 		}
-		parent := filepath.Join(base, Root)
+		parent := filepath.Join(base, root)
 		if err := os.MkdirAll(parent, 0o755); err != nil {
 			return nil, fmt.Errorf("%w: %v", ErrUnavailable, err)
 		}
@@ -68,7 +67,7 @@ func New(name string, memory, pids int64) (*Group, error) {
 			return nil, ErrUnavailable
 		}
 	}
-	g := &Group{memory: filepath.Join(mem, Root, name), pids: filepath.Join(pid, Root, name)}
+	g := &Group{memory: filepath.Join(mem, root, name), pids: filepath.Join(pid, root, name)}
 	for _, d := range []string{g.memory, g.pids} {
 		if err := mkdirUnder(filepath.Dir(d), d); err != nil {
 			g.Destroy()
@@ -204,6 +203,35 @@ func (g *Group) Destroy() error {
 		_ = unix.Rmdir(filepath.Dir(d))
 	}
 	return errors.Join(errs...)
+}
+
+// Sweep removes every session cgroup under parent, killing what is left
+// in them: what a crashed owner of those sessions could not clean up.
+// It returns how many it removed.
+func Sweep(parent string) (int, error) {
+	n := 0
+	var errs []error
+	for _, base := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"} {
+		dir := filepath.Join(base, parent)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			if !e.IsDir() {
+				continue
+			}
+			g := &Group{memory: filepath.Join(dir, e.Name()), pids: filepath.Join(dir, e.Name())}
+			_, statErr := os.Stat(filepath.Join(dir, e.Name(), "cgroup.kill"))
+			g.V2 = statErr == nil
+			if err := g.Destroy(); err != nil {
+				errs = append(errs, err)
+				continue
+			}
+			n++
+		}
+	}
+	return n, errors.Join(errs...)
 }
 
 func killAll(dir string) {

@@ -1,0 +1,156 @@
+package daemon
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strings"
+
+	"github.com/cordon-sandbox/cordon/events"
+)
+
+// Client talks to a daemon over its unix socket, keeping connections
+// alive between calls.
+type Client struct {
+	http *http.Client
+}
+
+// NewClient returns a client of the daemon listening at socket.
+func NewClient(socket string) *Client {
+	tr := &http.Transport{
+		DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, "unix", socket)
+		},
+		MaxIdleConnsPerHost: 16,
+	}
+	return &Client{http: &http.Client{Transport: tr}}
+}
+
+// APIError is an error answer of the daemon.
+type APIError struct {
+	Status int
+	Body   ErrorBody
+}
+
+func (e *APIError) Error() string {
+	return fmt.Sprintf("%s (%d %s)", e.Body.Error.Message, e.Status, e.Body.Error.Code)
+}
+
+func (c *Client) do(ctx context.Context, method, path string, body io.Reader, out any) (*http.Response, error) {
+	req, err := http.NewRequestWithContext(ctx, method, "http://cordon"+path, body)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := c.http.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	if resp.StatusCode >= 300 {
+		defer resp.Body.Close()
+		e := &APIError{Status: resp.StatusCode}
+		if err := json.NewDecoder(resp.Body).Decode(&e.Body); err != nil {
+			e.Body.Error = ErrorDetail{Code: "failed", Message: resp.Status}
+		}
+		return nil, e
+	}
+	if out != nil {
+		defer resp.Body.Close()
+		return resp, json.NewDecoder(resp.Body).Decode(out)
+	}
+	return resp, nil
+}
+
+func jsonBody(v any) io.Reader {
+	b, _ := json.Marshal(v)
+	return bytes.NewReader(b)
+}
+
+// Create opens a session.
+func (c *Client) Create(ctx context.Context, r CreateRequest) (string, error) {
+	var out CreateResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions", jsonBody(r), &out)
+	return out.ID, err
+}
+
+// List returns the caller's sessions.
+func (c *Client) List(ctx context.Context) ([]SessionInfo, error) {
+	var out []SessionInfo
+	_, err := c.do(ctx, http.MethodGet, "/v1/sessions", nil, &out)
+	return out, err
+}
+
+// Remove closes a session.
+func (c *Client) Remove(ctx context.Context, id string) error {
+	resp, err := c.do(ctx, http.MethodDelete, "/v1/sessions/"+url.PathEscape(id), nil, nil)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err
+}
+
+// Exec runs a command and returns the result object as raw JSON (the
+// same object as `cordon run --json`).
+func (c *Client) Exec(ctx context.Context, id string, r ExecRequest) (json.RawMessage, error) {
+	var out json.RawMessage
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/exec", jsonBody(r), &out)
+	return out, err
+}
+
+// ExecStream runs a command, calling frame for each output frame, and
+// returns the final result frame's object (a result, or an error body).
+func (c *Client) ExecStream(ctx context.Context, id string, r ExecRequest, frame func(OutputFrame)) (json.RawMessage, error) {
+	resp, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/exec?stream=1", jsonBody(r), nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	dec := json.NewDecoder(resp.Body)
+	for {
+		var f OutputFrame
+		if err := dec.Decode(&f); err != nil {
+			return nil, fmt.Errorf("reading the stream: %w", err)
+		}
+		if f.Result != nil {
+			return f.Result, nil
+		}
+		frame(f)
+	}
+}
+
+// Events follows the event stream of one session (or, with id "", of all
+// the caller's sessions) until ctx ends or the stream does.
+func (c *Client) Events(ctx context.Context, id string, fn func(*events.Event)) error {
+	path := "/v1/events"
+	if id != "" {
+		path = "/v1/sessions/" + url.PathEscape(id) + "/events"
+	}
+	resp, err := c.do(ctx, http.MethodGet, path, nil, nil)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	sc := bufio.NewScanner(resp.Body)
+	sc.Buffer(make([]byte, 64<<10), 16<<20)
+	for sc.Scan() {
+		line, ok := strings.CutPrefix(sc.Text(), "data: ")
+		if !ok {
+			continue
+		}
+		var e events.Event
+		if err := json.Unmarshal([]byte(line), &e); err != nil {
+			return fmt.Errorf("decoding an event: %w", err)
+		}
+		fn(&e)
+	}
+	if ctx.Err() != nil {
+		return nil
+	}
+	return sc.Err()
+}
