@@ -306,6 +306,19 @@ func TestBoundary(t *testing.T) {
 			t.Errorf("control: public file in the same dir: exit %d %q %q", r.ExitCode, r.Stdout, r.Stderr)
 		}
 	})
+	t.Run("hidden paths", func(t *testing.T) {
+		// The same readable file, visible in one session and hidden by
+		// policy in another.
+		hidden := pol.Clone()
+		hidden.Filesystem.Hide = append(hidden.Filesystem.Hide, shared+"/public")
+		h, _ := open(t, workspace(t), hidden)
+		if r := sh(t, h, "cat "+shared+"/public 2>/dev/null | wc -c"); strings.TrimSpace(string(r.Stdout)) != "0" {
+			t.Errorf("hidden file has content: %q", r.Stdout)
+		}
+		if r := sh(t, s, "cat "+shared+"/public"); string(r.Stdout) != "public-data" {
+			t.Errorf("control: the file where it is not hidden: %q %q", r.Stdout, r.Stderr)
+		}
+	})
 	t.Run("write outside the workspace", func(t *testing.T) {
 		for _, p := range []string{"/etc/cordon-test", "/usr/cordon-test", shared + "/new-" + fmt.Sprint(os.Geteuid()), "/cordon-test"} {
 			if r := sh(t, s, "echo x > "+p); r.ExitCode == 0 {
