@@ -35,9 +35,9 @@ type SessionInfo struct {
 
 // ExecRequest is the body of POST /v1/sessions/{id}/exec.
 type ExecRequest struct {
-	Argv    []string          `json:"argv,omitempty"`
-	Command string            `json:"command,omitempty"`
-	Stdin   string            `json:"stdin,omitempty"`
+	Argv    []string `json:"argv,omitempty"`
+	Command string   `json:"command,omitempty"`
+	Stdin   string   `json:"stdin,omitempty"`
 	// StdinBase64 carries stdin that is not text; at most one of
 	// Stdin and StdinBase64.
 	StdinBase64    string            `json:"stdin_base64,omitempty"`

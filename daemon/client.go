@@ -154,3 +154,33 @@ func (c *Client) Events(ctx context.Context, id string, fn func(*events.Event)) 
 	}
 	return sc.Err()
 }
+
+// ReadFile returns a file of the session's workspace.
+func (c *Client) ReadFile(ctx context.Context, id, path string) ([]byte, error) {
+	resp, err := c.do(ctx, http.MethodGet, "/v1/sessions/"+url.PathEscape(id)+"/files/"+escapePath(path), nil, nil)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	return io.ReadAll(resp.Body)
+}
+
+// WriteFile creates or replaces a file of the session's workspace.
+func (c *Client) WriteFile(ctx context.Context, id, path string, data []byte) error {
+	resp, err := c.do(ctx, http.MethodPut, "/v1/sessions/"+url.PathEscape(id)+"/files/"+escapePath(path), bytes.NewReader(data), nil)
+	if err == nil {
+		resp.Body.Close()
+	}
+	return err
+}
+
+// CloseIdleConnections closes the kept-alive connections.
+func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
+
+func escapePath(p string) string {
+	parts := strings.Split(p, "/")
+	for i, s := range parts {
+		parts[i] = url.PathEscape(s)
+	}
+	return strings.Join(parts, "/")
+}

@@ -54,7 +54,7 @@ func daemonUnderTest(t *testing.T) (socket string, c *Client, bus *events.Bus) {
 		t.Fatal(err)
 	}
 	bus = events.NewBus()
-	srv := New(Options{Bus: bus})
+	srv := New(Options{Bus: bus, Socket: socket})
 	done := make(chan error, 1)
 	go func() { done <- srv.Serve(ln) }()
 	t.Cleanup(func() {
@@ -338,7 +338,7 @@ func TestServeLifecycle(t *testing.T) {
 		t.Fatalf("daemon did not start: %s", stderr.String())
 		return nil
 	}
-	cgroupOf := func(id string) string { return filepath.Join("/sys/fs/cgroup/pids", CgroupParent, id) }
+	cgroupOf := func(id string) string { return filepath.Join("/sys/fs/cgroup/pids", CgroupParent(socket), id) }
 
 	d := start()
 	c := NewClient(socket)
@@ -370,6 +370,17 @@ func TestServeLifecycle(t *testing.T) {
 	d.Wait()
 	if _, err := os.Stat(cgroupOf(id)); err != nil {
 		t.Fatalf("control: a killed daemon leaves its session's cgroup: %v", err)
+	}
+	// A daemon on another socket leaves that cgroup alone.
+	other := exec.Command(bin, "serve", "--socket", filepath.Join(dir, "other.sock"))
+	if err := other.Start(); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond)
+	other.Process.Signal(syscall.SIGTERM)
+	other.Wait()
+	if _, err := os.Stat(cgroupOf(id)); err != nil {
+		t.Errorf("a daemon on another socket swept this one's cgroup: %v", err)
 	}
 	d = start()
 	if _, err := os.Stat(cgroupOf(id)); !errors.Is(err, os.ErrNotExist) {

@@ -2,7 +2,9 @@ package daemon
 
 import (
 	"context"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -24,10 +26,15 @@ import (
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
-// CgroupParent holds the daemon's session cgroups, apart from those of
-// one-shot `cordon run` sessions, so that a daemon sweeping up after a
-// crashed predecessor never touches sessions it does not own.
-const CgroupParent = "cordon-daemon"
+// CgroupParent is the cgroup directory that holds the sessions of the
+// daemon serving socket: one per socket, apart from one-shot `cordon run`
+// sessions and from every other daemon, so that a daemon sweeping up
+// after a crashed predecessor on its socket never touches sessions it
+// does not own. (Two live daemons cannot share a socket: Listen refuses.)
+func CgroupParent(socket string) string {
+	sum := sha256.Sum256([]byte(filepath.Clean(socket)))
+	return "cordon-daemon-" + hex.EncodeToString(sum[:6])
+}
 
 // Request size limits.
 const (
@@ -44,6 +51,9 @@ type Options struct {
 	Bus *events.Bus
 	// SessionUID is passed to sandbox.Options.
 	SessionUID int
+	// Socket is the socket the daemon serves; it names the daemon's
+	// cgroup parent (CgroupParent).
+	Socket string
 }
 
 // Server is the daemon: the sessions it holds and its HTTP API.
@@ -86,15 +96,17 @@ func New(o Options) *Server {
 	return s
 }
 
-// Sweep removes what a crashed earlier daemon left behind: the cgroups of
-// its sessions, with anything still running in them. (Its sessions' other
-// state dies with their PID 1, which exits when the daemon's socket end
-// closes; there are no host mounts or scratch directories.)
-func Sweep() (int, error) {
+// Sweep removes what a crashed earlier daemon on socket left behind: the
+// cgroups of its sessions, with anything still running in them. (Its
+// sessions' other state dies with their PID 1, which exits when the
+// daemon's socket end closes; there are no host mounts or scratch
+// directories.) Call it after Listen, which proves that no live daemon
+// serves socket.
+func Sweep(socket string) (int, error) {
 	if os.Geteuid() != 0 {
 		return 0, nil
 	}
-	return cgroup.Sweep(CgroupParent)
+	return cgroup.Sweep(CgroupParent(socket))
 }
 
 // Listen prepares the unix socket at path: it refuses to take over a
@@ -286,7 +298,7 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, p peer) {
 	}
 	sess, err := sandbox.Open(r.Context(), sandbox.Options{
 		Policy: pol, Workspace: req.Workspace, Bus: s.bus, SessionUID: s.opts.SessionUID,
-		Caller: caller, CgroupParent: CgroupParent,
+		Caller: caller, CgroupParent: CgroupParent(s.opts.Socket),
 	})
 	if err != nil {
 		writeSandboxError(w, err)
@@ -618,4 +630,3 @@ func (q *frameQueue) take() []OutputFrame {
 	q.frames = nil
 	return f
 }
-

@@ -18,6 +18,7 @@ type Options struct {
 	Policy     *policy.Policy
 	Bus        *events.Bus
 	SessionUID int
+	Socket     string
 }
 
 // Server is not available on this OS.
@@ -27,7 +28,7 @@ type Server struct{}
 func New(o Options) *Server { return &Server{} }
 
 // Sweep does nothing on this OS.
-func Sweep() (int, error) { return 0, nil }
+func Sweep(socket string) (int, error) { return 0, nil }
 
 // Listen reports that the daemon is unsupported on this OS.
 func Listen(path string) (net.Listener, error) { return nil, errUnsupported }

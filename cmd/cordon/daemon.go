@@ -50,17 +50,17 @@ a crashed earlier daemon left behind.`,
 				defer sink.Close()
 				bus.Attach(sink)
 			}
-			if n, err := daemon.Sweep(); err != nil {
-				fmt.Fprintf(os.Stderr, "cordon: removing what an earlier daemon left: %v\n", err)
-			} else if n > 0 {
-				fmt.Fprintf(os.Stderr, "cordon: removed %d sessions' cgroups left by an earlier daemon\n", n)
-			}
 			ln, err := daemon.Listen(socket)
 			if err != nil {
 				return err
 			}
+			if n, err := daemon.Sweep(socket); err != nil {
+				fmt.Fprintf(os.Stderr, "cordon: removing what an earlier daemon left: %v\n", err)
+			} else if n > 0 {
+				fmt.Fprintf(os.Stderr, "cordon: removed %d sessions' cgroups left by an earlier daemon\n", n)
+			}
 			defer os.Remove(socket)
-			srv := daemon.New(daemon.Options{Policy: pol, Bus: bus})
+			srv := daemon.New(daemon.Options{Policy: pol, Bus: bus, Socket: socket})
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			errc := make(chan error, 1)

@@ -30,7 +30,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCommand(), policyCommand(), serveCommand(), sessionCommand(), execCommand(), eventsCommand())
+	root.AddCommand(runCommand(), policyCommand(), serveCommand(), sessionCommand(), execCommand(), eventsCommand(), benchCommand())
 	err := root.ExecuteContext(context.Background())
 	var ee *exitError
 	switch {
