@@ -188,13 +188,20 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	s.cmd = cmd
 	cleanup = append(cleanup, func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
 	tSpawn := time.Now()
+	// The supervisor builds the view while the host moves it into the
+	// cgroup (a migration can wait on an RCU grace period); it starts
+	// the executor, the first process that runs anything of the
+	// session's, only after the host says the cgroup holds it.
+	s.conn = proto.NewConn(mine)
+	if err := s.conn.Send(p); err != nil {
+		return fail(s.setupError(err))
+	}
 	if s.cg != nil {
 		if err := s.cg.Add(cmd.Process.Pid); err != nil {
 			return fail(&Error{Code: CodeFailed, Message: "joining the session cgroup: " + err.Error()})
 		}
 	}
-	s.conn = proto.NewConn(mine)
-	if err := s.conn.Send(p); err != nil {
+	if err := s.conn.Send(&proto.Request{Op: proto.OpStart}); err != nil {
 		return fail(s.setupError(err))
 	}
 	var r proto.Response
@@ -275,7 +282,6 @@ func idmappedWorkspace(ws string, uid, gid int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer userns.Close()
 	tree, err := linux.OpenTreeClone(ws)
 	if err != nil {
 		return nil, err

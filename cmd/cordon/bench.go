@@ -82,7 +82,7 @@ installs python3 and the projects' dependencies from Debian).`,
 	f.IntVar(&cfg.Reps, "reps", 3, "replays of each trace per mode; per-call figures are medians over them")
 	f.StringVar(&sessions, "sessions", "1,8,64", "concurrent sessions for the throughput figure (empty: skip)")
 	f.IntVar(&cfg.ThroughputCalls, "throughput-calls", 20, "calls of its trace each throughput session replays (0: all)")
-	f.IntVar(&cfg.Micro, "micro", 200, "number of `true` calls and 16 KiB reads per mode")
+	f.IntVar(&cfg.Micro, "micro", 200, "number of true calls and 16 KiB reads per mode")
 	f.IntVar(&cfg.Opens, "opens", 50, "sessions opened and closed for the open/close figure")
 	f.IntVar(&cfg.IdleSessions, "idle", 10, "idle sessions whose memory is measured")
 	f.IntVar(&cfg.MaxSessions, "max-sessions", 300, "cap of the idle-session capacity figure (negative: skip it)")

@@ -5,18 +5,13 @@
 package executor
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"runtime"
-	"strconv"
 	"sync"
 	"time"
 
-	"github.com/landlock-lsm/go-landlock/landlock"
-	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
 	"golang.org/x/sys/unix"
 
 	"github.com/cordon-sandbox/cordon/internal/linux"
@@ -56,79 +51,14 @@ type stdinStream struct {
 	closed bool
 }
 
-// The executor starts in two steps around one execve, because Landlock
-// domains belong to threads: a Go process that restricts itself thread by
-// thread (as it must without LANDLOCK_RESTRICT_SELF_TSYNC, ABI 8) ends up
-// with one sibling domain per thread, and signal scoping then stops one
-// thread from killing a child forked by another. So the first step
-// restricts only its locked thread and re-executes the binary from it;
-// every thread of the second step descends from that one domain.
-const landlockedArg = "landlocked"
-
 func run(sock *os.File) error {
-	if len(os.Args) > 3 && os.Args[2] == landlockedArg {
-		return serveLocked(sock, os.Args[3])
-	}
-	return restrictAndReexec(sock)
-}
-
-// restrictAndReexec is the first step: read the plan, apply Landlock to
-// this thread, and execute the second step with the plan in a memfd.
-func restrictAndReexec(sock *os.File) error {
-	_ = linux.CloseExecFrom(fdSupervisor + 1)
+	t0 := time.Now()
+	_ = linux.CloseExecFrom(fdSupervisor)
 	conn := proto.NewConn(sock)
 	var p plan.Plan
 	if err := conn.Receive(&p); err != nil {
 		return fmt.Errorf("reading the plan: %w", err)
 	}
-	fail := func(err error) error {
-		// The supervisor waits for the seccomp listener first: hand it
-		// a harmless descriptor, then the reason.
-		_ = sendFD(sock, int(sock.Fd()))
-		_ = conn.Send(&proto.Response{Kind: proto.KindReady, Ready: &proto.Ready{Error: "locking down the executor: " + err.Error()}})
-		return err
-	}
-	runtime.LockOSThread() // never unlocked: this thread execs
-	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
-		return fail(os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err))
-	}
-	if err := restrictThread(&p); err != nil {
-		return fail(fmt.Errorf("applying landlock: %w", err))
-	}
-	b, err := json.Marshal(&p)
-	if err != nil {
-		return fail(err)
-	}
-	mfd, err := unix.MemfdCreate("cordon-plan", 0)
-	if err != nil {
-		return fail(os.NewSyscallError("memfd_create", err))
-	}
-	if _, err := unix.Write(mfd, b); err != nil {
-		return fail(os.NewSyscallError("write", err))
-	}
-	argv := []string{os.Args[0], proto.StageExecutor, landlockedArg, strconv.Itoa(mfd)}
-	err = unix.Exec("/proc/self/exe", argv, []string{})
-	return fail(os.NewSyscallError("execve", err))
-}
-
-// serveLocked is the second step: finish the lockdown and serve calls.
-func serveLocked(sock *os.File, planFD string) error {
-	t0 := time.Now()
-	unix.CloseOnExec(fdSupervisor)
-	conn := proto.NewConn(sock)
-	fd, err := strconv.Atoi(planFD)
-	if err != nil {
-		return err
-	}
-	mf := os.NewFile(uintptr(fd), "plan")
-	var p plan.Plan
-	if _, err := mf.Seek(0, io.SeekStart); err != nil {
-		return err
-	}
-	if err := json.NewDecoder(mf).Decode(&p); err != nil {
-		return fmt.Errorf("reading the plan: %w", err)
-	}
-	mf.Close()
 	ws, err := os.OpenFile(p.Workspace, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return fmt.Errorf("opening the workspace: %w", err)
@@ -136,6 +66,8 @@ func serveLocked(sock *os.File, planFD string) error {
 	ready := &proto.Ready{Timing: map[string]int64{}}
 	listener, err := lockdown(&p, ready)
 	if err != nil {
+		// The supervisor waits for the seccomp listener first: hand it
+		// a harmless descriptor, then the reason.
 		_ = sendFD(sock, int(ws.Fd()))
 		_ = conn.Send(&proto.Response{Kind: proto.KindReady, Ready: &proto.Ready{Error: "locking down the executor: " + err.Error()}})
 		return err
@@ -144,11 +76,11 @@ func serveLocked(sock *os.File, planFD string) error {
 		return fmt.Errorf("handing over the seccomp listener: %w", err)
 	}
 	unix.Close(listener)
+	linux.PrewarmThreads(stageThreads)
 	ready.Timing["lockdown_us"] = time.Since(t0).Microseconds()
 	if err := conn.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
 		return err
 	}
-	linux.PrewarmThreads(stageThreads)
 	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}, calls: map[int]string{}, stdin: map[string]*stdinStream{}}
 	go e.reapOrphans()
 	return e.serve()
@@ -186,7 +118,7 @@ func (e *executor) serve() error {
 
 // stageThreads is how many idle OS threads a stage keeps for when the
 // session's pids are exhausted (see linux.PrewarmThreads).
-const stageThreads = 16
+const stageThreads = 8
 
 // stdinQueue bounds the chunks of streamed stdin waiting for a command
 // that does not read; past it the serve loop waits, for this session only.
@@ -270,8 +202,8 @@ func (e *executor) handle(req *proto.Request) {
 //  2. child subreaper: orphans of a call stay under the executor;
 //  3. rlimits when no cgroup enforces the session's limits;
 //  4. capabilities cleared (the supervisor emptied the bounding set);
-//  5. no_new_privs on every thread (the first step set it on the one
-//     that restricted itself to Landlock and re-executed);
+//  5. no_new_privs on every thread (the supervisor set it on the thread
+//     that started the executor, inside the session's Landlock domain);
 //  6. seccomp last, so the steps above are not filtered.
 //
 // It returns the seccomp listener for the supervisor.
@@ -294,73 +226,11 @@ func lockdown(p *plan.Plan, ready *proto.Ready) (int, error) {
 	if err := linux.SetNoNewPrivs(); err != nil {
 		return -1, err
 	}
-	abi, err := ll.LandlockGetABIVersion()
-	if err != nil || abi < 1 {
-		return -1, fmt.Errorf("landlock is not available: %v", err)
-	}
-	ready.LandlockABI = abi
-	if abi < 6 {
-		ready.Warnings = append(ready.Warnings, fmt.Sprintf("landlock ABI %d: no signal or abstract unix socket scoping (needs 6)", abi))
-	}
 	filter, err := seccomp.Build(seccomp.Options{AllowPtrace: p.AllowPtrace})
 	if err != nil {
 		return -1, err
 	}
 	return seccomp.Install(filter)
-}
-
-// restrictThread applies the Landlock ruleset to the calling thread only: the view's read-only binds
-// readable and executable, the workspace, /tmp, $HOME and writable binds
-// read-write, the minimal /dev, and /proc readable. IPC is scoped to the
-// domain: no signals to, and no abstract unix sockets of, processes
-// outside it (the supervisor, the host).
-func restrictThread(p *plan.Plan) error {
-	cfg := landlock.Config{
-		HandledAccessFS: landlock.V7.HandledAccessFS,
-		Scoped:          landlock.V7.Scoped,
-	}.BestEffort()
-	rw := []string{"/tmp", p.Home, "/dev/shm"}
-	var ro, roFiles []string
-	for _, b := range p.Binds {
-		switch {
-		case b.Kind == plan.BindSymlink:
-		case b.Writable && b.Kind == plan.BindDir:
-			rw = append(rw, b.Target)
-		case b.Kind == plan.BindDir:
-			ro = append(ro, b.Target)
-		case b.Writable:
-			rw = append(rw, b.Target) // RWFiles below would also do; dirs and files share the rule here
-		default:
-			roFiles = append(roFiles, b.Target)
-		}
-	}
-	if p.WorkspaceWritable {
-		rw = append(rw, p.Workspace)
-	} else {
-		ro = append(ro, p.Workspace)
-	}
-	rules := []landlock.Rule{
-		landlock.PathAccess(ll.AccessFSReadDir, "/"),
-		landlock.RODirs(ro...).IgnoreIfMissing(),
-		landlock.ROFiles(roFiles...).IgnoreIfMissing(),
-		landlock.RODirs("/proc", "/dev"),
-		landlock.RWDirs(rw...).WithRefer(),
-		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"),
-		landlock.RWFiles("/dev/tty").WithIoctlDev().IgnoreIfMissing(),
-		landlock.RWDirs("/dev/pts").WithIoctlDev(),
-		// The cordon binary itself, reached only through /proc/self/exe
-		// (it is not in the view), so the second step can start.
-		landlock.PathAccess(ll.AccessFSExecute|ll.AccessFSReadFile, "/proc/self/exe"),
-	}
-	fd, flags, err := cfg.NewRulesetFD(rules...)
-	if err != nil {
-		return err
-	}
-	if fd < 0 {
-		return errors.New("this kernel has no Landlock")
-	}
-	defer unix.Close(fd)
-	return ll.LandlockRestrictSelf(fd, flags)
 }
 
 // setRlimits disables core dumps and, without a cgroup, bounds processes

@@ -29,8 +29,12 @@ func SetNoNewPrivs() error {
 
 // SetNotDumpable makes the process non-dumpable: processes of the same
 // uid can no longer ptrace it or open its /proc/PID/mem, environ or fds.
+// Dumpability belongs to the process (its mm), not to a thread.
 func SetNotDumpable() error {
-	return allThreadsPrctl("PR_SET_DUMPABLE", unix.PR_SET_DUMPABLE, 0)
+	if err := unix.Prctl(unix.PR_SET_DUMPABLE, 0, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl PR_SET_DUMPABLE", err)
+	}
+	return nil
 }
 
 // SetChildSubreaper makes orphaned descendants reparent to the caller.
@@ -56,11 +60,26 @@ func lastCap() (int, error) {
 	return n, nil
 }
 
-// DropBoundingSet removes every capability from the bounding set, so no
-// later execve (by this process or its descendants) can gain one. It
-// needs CAP_SETPCAP and applies to the calling thread, which must be the
-// one that execs; callers lock the OS thread.
+// DropBoundingSet removes every capability from the calling thread's
+// bounding set, so that no execve by this thread, or by a child it
+// forks, can gain one. It needs CAP_SETPCAP. The bounding set belongs to
+// the thread: callers lock the OS thread that will fork and exec.
 func DropBoundingSet() error {
+	last, err := lastCap()
+	if err != nil {
+		last = unix.CAP_LAST_CAP
+	}
+	for c := 0; c <= last; c++ {
+		if err := unix.Prctl(unix.PR_CAPBSET_DROP, uintptr(c), 0, 0, 0); err != nil && err != unix.EINVAL {
+			return os.NewSyscallError("prctl PR_CAPBSET_DROP", err)
+		}
+	}
+	return nil
+}
+
+// DropBoundingSetAllThreads is DropBoundingSet on every thread of the
+// process (through psx, one signal round per capability: milliseconds).
+func DropBoundingSetAllThreads() error {
 	last, err := lastCap()
 	if err != nil {
 		last = unix.CAP_LAST_CAP
@@ -75,12 +94,21 @@ func DropBoundingSet() error {
 
 // ClearCapabilities empties the ambient, effective, permitted and
 // inheritable capability sets of every thread.
-func ClearCapabilities() error {
+func ClearCapabilities() error { return KeepCapabilities() }
+
+// KeepCapabilities reduces every thread's effective and permitted sets
+// to the capabilities given (all below 32) and empties the inheritable
+// and ambient sets.
+func KeepCapabilities(caps ...uintptr) error {
 	if err := allThreadsPrctl("PR_CAP_AMBIENT_CLEAR_ALL", unix.PR_CAP_AMBIENT, unix.PR_CAP_AMBIENT_CLEAR_ALL); err != nil {
 		return err
 	}
 	hdr := unix.CapUserHeader{Version: unix.LINUX_CAPABILITY_VERSION_3}
 	var data [2]unix.CapUserData
+	for _, c := range caps {
+		data[0].Effective |= 1 << c
+		data[0].Permitted |= 1 << c
+	}
 	if _, _, e := psx.Syscall3(syscall.SYS_CAPSET, uintptr(unsafe.Pointer(&hdr)), uintptr(unsafe.Pointer(&data[0])), 0); e != 0 {
 		return os.NewSyscallError("capset", e)
 	}

@@ -47,6 +47,9 @@ const (
 	OpStat  Op = "stat"
 	// OpCancel asks the executor to kill the named call's processes.
 	OpCancel Op = "cancel"
+	// OpStart tells the supervisor that the host has finished its part
+	// of the setup (the cgroup): it may start the executor.
+	OpStart Op = "start"
 	// OpStdin carries a chunk of a running call's stdin (the payload),
 	// or its end (Close).
 	OpStdin Op = "stdin"

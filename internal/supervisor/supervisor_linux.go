@@ -21,7 +21,12 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/linux"
 	"github.com/cordon-sandbox/cordon/internal/plan"
 	"github.com/cordon-sandbox/cordon/internal/proto"
+	"github.com/cordon-sandbox/cordon/internal/ruleset"
 )
+
+// stageThreads is how many idle OS threads the supervisor keeps for when
+// the session's pids are exhausted (see linux.PrewarmThreads).
+const stageThreads = 8
 
 // File descriptors the host passes to the supervisor: the framed
 // connection to the host, then the idmapped workspace tree when the plan
@@ -58,6 +63,8 @@ func run(host *proto.Conn) error {
 	if err := host.Receive(&p); err != nil {
 		return fmt.Errorf("reading the session plan: %w", err)
 	}
+	planWait := time.Since(start)
+	start = time.Now()
 	// Mounts, pivot_root and the capability drop act on the calling
 	// thread's view of the process; keep setup on one thread.
 	runtime.LockOSThread()
@@ -65,7 +72,8 @@ func run(host *proto.Conn) error {
 	if p.WorkspaceFD {
 		tree = os.NewFile(fdWorkspace, "workspace")
 	}
-	if err := buildView(&p, tree); err != nil {
+	viewTiming := map[string]int64{}
+	if err := buildView(&p, tree, viewTiming); err != nil {
 		return fmt.Errorf("building the filesystem view: %w", err)
 	}
 	if tree != nil {
@@ -78,14 +86,15 @@ func run(host *proto.Conn) error {
 	if err := linux.LoopbackUp(); err != nil {
 		return fmt.Errorf("bringing up loopback: %w", err)
 	}
-	// Nothing the supervisor starts may gain a capability: empty the
-	// bounding set before the executor is executed.
-	if err := linux.DropBoundingSet(); err != nil {
-		return err
-	}
 	if err := linux.SetNotDumpable(); err != nil {
 		return err
 	}
+	var proceed proto.Request
+	tWait := time.Now()
+	if err := host.Receive(&proceed); err != nil || proceed.Op != proto.OpStart {
+		return fmt.Errorf("waiting for the host to finish setup: %v", err)
+	}
+	startWait := time.Since(tWait)
 	s := &supervisor{plan: &p, host: host}
 	ready, err := s.startExecutor()
 	if err != nil {
@@ -94,15 +103,33 @@ func run(host *proto.Conn) error {
 	// Setup is done: the supervisor keeps no capability. What it does
 	// from here (relay frames, answer seccomp notifications, read
 	// /proc/PID/stat, exit) needs none, and it parses frames from the
-	// untrusted executor.
-	if err := linux.ClearCapabilities(); err != nil {
+	// untrusted executor. The bounding set goes too, so that not even an
+	// execve could give any back; dropping it on every thread takes
+	// milliseconds, so it happens off the path to ready, holding only
+	// CAP_SETPCAP (which the drop needs) until it is done.
+	if err := linux.KeepCapabilities(unix.CAP_SETPCAP); err != nil {
 		return err
 	}
+	go func() {
+		err := linux.DropBoundingSetAllThreads()
+		if err == nil {
+			err = linux.ClearCapabilities()
+		}
+		if err != nil {
+			fmt.Fprintf(os.Stderr, "cordon supervisor: %v\n", err)
+			os.Exit(3)
+		}
+	}()
 	runtime.UnlockOSThread()
 	// The supervisor shares the session's pids limit: keep threads for
 	// when a fork bomb has taken every pid (see linux.PrewarmThreads).
-	linux.PrewarmThreads(16)
+	linux.PrewarmThreads(stageThreads)
+	ready.Timing["plan_wait_us"] = planWait.Microseconds()
+	ready.Timing["start_wait_us"] = startWait.Microseconds()
 	ready.Timing["view_us"] = viewDone.Sub(start).Microseconds()
+	for k, v := range viewTiming {
+		ready.Timing[k] = v
+	}
 	ready.Timing["supervisor_us"] = time.Since(start).Microseconds()
 	if err := host.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
 		return err
@@ -130,7 +157,7 @@ func (s *supervisor) startExecutor() (*proto.Ready, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(s.plan.UID), Gid: uint32(s.plan.GID), NoSetGroups: s.plan.UID == 0},
 	}
-	if err := cmd.Start(); err != nil {
+	if err := startRestricted(cmd, s.plan); err != nil {
 		mine.Close()
 		return nil, err
 	}
@@ -160,10 +187,46 @@ func (s *supervisor) startExecutor() (*proto.Ready, error) {
 	if r.Ready.Timing == nil {
 		r.Ready.Timing = map[string]int64{}
 	}
+	abi, warnings, err := ruleset.ABI()
+	if err != nil {
+		return nil, err
+	}
+	r.Ready.LandlockABI = abi
+	r.Ready.Warnings = append(r.Ready.Warnings, warnings...)
 	r.Ready.Timing["executor_us"] = time.Since(t0).Microseconds()
 	s.notify = newNotifier(s, listener)
 	go s.notify.loop()
 	return r.Ready, nil
+}
+
+// startRestricted starts cmd inside the session's Landlock domain, from a
+// thread that restricts itself for the purpose and then dies with its
+// goroutine (see ruleset.RestrictThread); the supervisor's other threads
+// stay unrestricted.
+func startRestricted(cmd *exec.Cmd, p *plan.Plan) error {
+	fd, flags, err := ruleset.For(p)
+	if err != nil {
+		return fmt.Errorf("building the landlock ruleset: %w", err)
+	}
+	defer unix.Close(fd)
+	errc := make(chan error, 1)
+	go func() {
+		// Locked and never unlocked: when this goroutine returns, the
+		// runtime ends the thread, and its domain with it.
+		runtime.LockOSThread()
+		// Nothing the executor runs may gain a capability: empty this
+		// thread's bounding set, which the executor inherits.
+		if err := linux.DropBoundingSet(); err != nil {
+			errc <- err
+			return
+		}
+		if err := ruleset.RestrictThread(fd, flags); err != nil {
+			errc <- fmt.Errorf("applying landlock: %w", err)
+			return
+		}
+		errc <- cmd.Start()
+	}()
+	return <-errc
 }
 
 // reap waits for the executor. If it dies, the session cannot serve calls

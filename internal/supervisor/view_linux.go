@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -50,7 +51,14 @@ var devices = []string{"null", "zero", "full", "random", "urandom", "tty"}
 
 // buildView constructs the session's filesystem view and pivots into it.
 // workspaceTree, when non-nil, is the idmapped workspace mount.
-func buildView(p *plan.Plan, workspaceTree *os.File) error {
+// Timing records how long each phase took, in microseconds.
+func buildView(p *plan.Plan, workspaceTree *os.File, timing map[string]int64) error {
+	t := time.Now()
+	phase := func(name string) {
+		now := time.Now()
+		timing[name] = now.Sub(t).Microseconds()
+		t = now
+	}
 	if err := linux.Mount("", "/", "", unix.MS_REC|unix.MS_PRIVATE, ""); err != nil {
 		return err
 	}
@@ -68,6 +76,7 @@ func buildView(p *plan.Plan, workspaceTree *os.File) error {
 	if err := unix.Chdir("/"); err != nil {
 		return &os.PathError{Op: "chdir", Path: "/", Err: err}
 	}
+	phase("view_scratch_us")
 	if err := linux.Mount("tmpfs", newRoot, "tmpfs", tmpfsFlags, "mode=0755,size=1m"); err != nil {
 		return err
 	}
@@ -88,6 +97,7 @@ func buildView(p *plan.Plan, workspaceTree *os.File) error {
 			return fmt.Errorf("making %s visible: %w", b.Target, err)
 		}
 	}
+	phase("view_binds_us")
 	if err := mountWorkspace(p, workspaceTree); err != nil {
 		return fmt.Errorf("mounting the workspace: %w", err)
 	}
@@ -97,6 +107,7 @@ func buildView(p *plan.Plan, workspaceTree *os.File) error {
 	if err := mountDev(); err != nil {
 		return err
 	}
+	phase("view_proc_dev_us")
 	if err := writeIdentity(p); err != nil {
 		return err
 	}
@@ -108,9 +119,11 @@ func buildView(p *plan.Plan, workspaceTree *os.File) error {
 	if err := linux.SetMountAttr(newRoot, attrRO, 0, false); err != nil {
 		return err
 	}
+	phase("view_hide_us")
 	if err := linux.PivotRoot(newRoot); err != nil {
 		return err
 	}
+	phase("view_pivot_us")
 	return nil
 }
 

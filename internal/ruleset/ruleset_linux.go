@@ -1,0 +1,101 @@
+// Package ruleset is the session's Landlock ruleset: which paths of the
+// view the untrusted tier may read, write and execute.
+package ruleset
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/landlock-lsm/go-landlock/landlock"
+	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
+	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/internal/plan"
+)
+
+// For builds the session's Landlock ruleset from its plan, with paths as
+// the view has them (call it after pivot_root): the view's read-only
+// binds readable and executable, the workspace, /tmp, $HOME and writable
+// binds read-write, the minimal /dev, and /proc readable. IPC is scoped to
+// the domain: no signals to, and no abstract unix sockets of, processes
+// outside it (the supervisor, the host). The caller owns the returned
+// descriptor.
+func For(p *plan.Plan) (fd int, flags uint32, err error) {
+	cfg := landlock.Config{
+		HandledAccessFS: landlock.V7.HandledAccessFS,
+		Scoped:          landlock.V7.Scoped,
+	}.BestEffort()
+	rw := []string{"/tmp", p.Home, "/dev/shm"}
+	var ro, roFiles []string
+	for _, b := range p.Binds {
+		switch {
+		case b.Kind == plan.BindSymlink:
+		case b.Writable && b.Kind == plan.BindDir:
+			rw = append(rw, b.Target)
+		case b.Kind == plan.BindDir:
+			ro = append(ro, b.Target)
+		case b.Writable:
+			rw = append(rw, b.Target) // RWFiles below would also do; dirs and files share the rule here
+		default:
+			roFiles = append(roFiles, b.Target)
+		}
+	}
+	if p.WorkspaceWritable {
+		rw = append(rw, p.Workspace)
+	} else {
+		ro = append(ro, p.Workspace)
+	}
+	rules := []landlock.Rule{
+		landlock.PathAccess(ll.AccessFSReadDir, "/"),
+		landlock.RODirs(ro...).IgnoreIfMissing(),
+		landlock.ROFiles(roFiles...).IgnoreIfMissing(),
+		landlock.RODirs("/proc", "/dev"),
+		landlock.RWDirs(rw...).WithRefer(),
+		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"),
+		landlock.RWFiles("/dev/tty").WithIoctlDev().IgnoreIfMissing(),
+		landlock.RWDirs("/dev/pts").WithIoctlDev(),
+		// The cordon binary itself, reached only through /proc/self/exe
+		// (it is not in the view): the executor is started inside the
+		// domain.
+		landlock.PathAccess(ll.AccessFSExecute|ll.AccessFSReadFile, "/proc/self/exe"),
+	}
+	fd, flags, err = cfg.NewRulesetFD(rules...)
+	if err != nil {
+		return -1, 0, err
+	}
+	if fd < 0 {
+		return -1, 0, errors.New("this kernel has no Landlock")
+	}
+	return fd, flags, nil
+}
+
+// ABI returns the kernel's Landlock ABI version and the warnings a
+// session should carry for what that version cannot enforce.
+func ABI() (int, []string, error) {
+	abi, err := ll.LandlockGetABIVersion()
+	if err != nil || abi < 1 {
+		return 0, nil, fmt.Errorf("landlock is not available: %v", err)
+	}
+	var warnings []string
+	if abi < 6 {
+		warnings = append(warnings, fmt.Sprintf("landlock ABI %d: no signal or abstract unix socket scoping (needs 6)", abi))
+	}
+	return abi, warnings, nil
+}
+
+// RestrictThread puts the calling thread, and only it, into the domain
+// of ruleset fd. Landlock domains belong to threads: without
+// LANDLOCK_RESTRICT_SELF_TSYNC (ABI 8) a Go process that restricted
+// itself thread by thread would hold one sibling domain per thread, and
+// signal scoping would then stop one thread from killing a child another
+// one forked. So the supervisor restricts one locked thread, starts the
+// executor from it (a child inherits its parent thread's domain), and
+// lets that thread die; every thread of the executor descends from one
+// domain.
+func RestrictThread(fd int, flags uint32) error {
+	if err := unix.Prctl(unix.PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0); err != nil {
+		return os.NewSyscallError("prctl PR_SET_NO_NEW_PRIVS", err)
+	}
+	return ll.LandlockRestrictSelf(fd, flags)
+}
