@@ -62,7 +62,6 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 	}
 	s.bus.Publish(&events.Event{Session: s.id, Call: call, Kind: events.CallStart, Op: "exec", Target: argv[0],
 		Detail: map[string]any{"argv": argv}})
-	before := s.counters()
 	res, err := s.call(ctx, req, r.Output, afterSend)
 	if err != nil {
 		s.endCall(call, "exec", t0, nil, map[string]any{"error": err.Error()})
@@ -75,7 +74,7 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 		Call: call, ExitCode: res.ExitCode, Signal: res.Signal, Stdout: res.Stdout, Stderr: res.Stderr,
 		Truncated: res.Truncated, TimedOut: res.TimedOut, Limit: res.Limit, Denials: res.Denials, Timing: res.Timing,
 	}
-	out.Denials = append(out.Denials, s.limitEvents(call, res, before, r)...)
+	out.Denials = append(out.Denials, s.limitEvents(call, res, r)...)
 	if out.Limit == "" {
 		for _, d := range out.Denials {
 			if d.Kind == events.Limit {
@@ -120,7 +119,7 @@ func (s *Session) streamStdin(call string, r io.Reader, done <-chan struct{}) {
 // limitEvents makes the limit events of a finished call and publishes
 // them: the executor's timeout and output cap, and the cgroup's OOM and
 // pids counters read around the call.
-func (s *Session) limitEvents(call string, res *proto.Result, before countersSnapshot, r ExecRequest) []*events.Event {
+func (s *Session) limitEvents(call string, res *proto.Result, r ExecRequest) []*events.Event {
 	var out []*events.Event
 	add := func(limit, rule, capability string, value any) {
 		e := &events.Event{Session: s.id, Call: call, Kind: events.Limit, Layer: events.LayerLimit, Op: "exec",
@@ -145,7 +144,7 @@ func (s *Session) limitEvents(call string, res *proto.Result, before countersSna
 		}
 	}
 	if s.cg != nil {
-		after := s.counters()
+		before, after := s.countersSince()
 		if after.oom > before.oom {
 			add("memory", "limits.memory", "limit.memory:"+fmt.Sprint(2*s.plan.Limits.MemoryBytes), s.plan.Limits.MemoryBytes)
 		}
@@ -158,12 +157,17 @@ func (s *Session) limitEvents(call string, res *proto.Result, before countersSna
 
 type countersSnapshot struct{ oom, pids int64 }
 
-func (s *Session) counters() countersSnapshot {
-	if s.cg == nil {
-		return countersSnapshot{}
-	}
+// countersSince reads the cgroup's limit counters once per call and
+// returns them with the values the previous read saw: a limit hit
+// between two call ends is reported by the later call. (With calls in
+// parallel, the session-wide counters cannot say which one hit it.)
+func (s *Session) countersSince() (before, after countersSnapshot) {
 	c := s.cg.Counters()
-	return countersSnapshot{oom: c.OOMKills, pids: c.PidsMax}
+	after = countersSnapshot{oom: c.OOMKills, pids: c.PidsMax}
+	s.mu.Lock()
+	before, s.lastCounters = s.lastCounters, after
+	s.mu.Unlock()
+	return before, after
 }
 
 func (s *Session) endCall(call, op string, t0 time.Time, timing map[string]int64, detail map[string]any) {

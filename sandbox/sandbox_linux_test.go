@@ -451,7 +451,7 @@ func TestLimits(t *testing.T) {
 	other, _ := open(t, workspace(t), nil)
 	done := make(chan *sandbox.ExecResult, 1)
 	go func() {
-		r, err := s.Exec(ctx, sandbox.ExecRequest{Command: "b(){ b | b & }; b; sleep 30", Timeout: 2 * time.Second})
+		r, err := s.Exec(ctx, sandbox.ExecRequest{Command: "(b(){ b | b & }; b) & exec sleep 30", Timeout: 2 * time.Second})
 		if err != nil {
 			t.Errorf("fork bomb call: %v", err)
 		}

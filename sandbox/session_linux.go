@@ -72,14 +72,15 @@ type Session struct {
 	cg     *cgroup.Group
 	stderr *tailBuffer
 
-	mu       sync.Mutex
-	pending  map[string]*pending
-	nextCall uint64
-	closed   bool
-	dead     error
-	readDone chan struct{}
-	closeErr error
-	once     sync.Once
+	mu           sync.Mutex
+	lastCounters countersSnapshot // cgroup limit counters at the last call end
+	pending      map[string]*pending
+	nextCall     uint64
+	closed       bool
+	dead         error
+	readDone     chan struct{}
+	closeErr     error
+	once         sync.Once
 }
 
 type pending struct {

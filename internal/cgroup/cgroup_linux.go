@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -23,6 +24,11 @@ type Group struct {
 	V2     bool
 	memory string // directory holding the memory controller files
 	pids   string // directory holding the pids controller files
+
+	// The counter files stay open: Counters re-reads them from offset 0
+	// with one pread each, on every tool call.
+	mu              sync.Mutex
+	oomFile, pidsFi *os.File
 }
 
 func hasControllers(dir string) bool {
@@ -148,21 +154,29 @@ type Counters struct {
 
 // Counters reads the group's limit hit counters.
 func (g *Group) Counters() Counters {
-	var c Counters
-	if g.V2 {
-		c.OOMKills = field(filepath.Join(g.memory, "memory.events"), "oom_kill")
-	} else {
-		c.OOMKills = field(filepath.Join(g.memory, "memory.oom_control"), "oom_kill")
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.oomFile == nil {
+		name := "memory.oom_control"
+		if g.V2 {
+			name = "memory.events"
+		}
+		g.oomFile, _ = os.Open(filepath.Join(g.memory, name))
+		g.pidsFi, _ = os.Open(filepath.Join(g.pids, "pids.events"))
 	}
-	c.PidsMax = field(filepath.Join(g.pids, "pids.events"), "max")
-	return c
+	return Counters{OOMKills: field(g.oomFile, "oom_kill"), PidsMax: field(g.pidsFi, "max")}
 }
 
-func field(path, key string) int64 {
-	b, err := os.ReadFile(path)
-	if err != nil {
+func field(f *os.File, key string) int64 {
+	if f == nil {
 		return 0
 	}
+	var buf [512]byte
+	n, err := f.ReadAt(buf[:], 0)
+	if n == 0 && err != nil {
+		return 0
+	}
+	b := buf[:n]
 	for _, line := range strings.Split(string(b), "\n") {
 		f := strings.Fields(line)
 		if len(f) == 2 && f[0] == key {
@@ -175,6 +189,14 @@ func field(path, key string) int64 {
 
 // Destroy kills whatever is still in the group and removes it.
 func (g *Group) Destroy() error {
+	g.mu.Lock()
+	for _, f := range []*os.File{g.oomFile, g.pidsFi} {
+		if f != nil {
+			f.Close()
+		}
+	}
+	g.oomFile, g.pidsFi = nil, nil
+	g.mu.Unlock()
 	var errs []error
 	for _, d := range g.dirs() {
 		if _, err := os.Stat(d); errors.Is(err, os.ErrNotExist) {
