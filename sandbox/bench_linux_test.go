@@ -77,3 +77,22 @@ func BenchmarkReadFile(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkStat is the bare round trip of a tool call: no process, no
+// payload, host → supervisor → executor and back.
+func BenchmarkStat(b *testing.B) {
+	ws := b.TempDir()
+	os.Chmod(ws, 0o755)
+	ctx := context.Background()
+	s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	b.ResetTimer()
+	for range b.N {
+		if _, err := s.Stat(ctx, "."); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
