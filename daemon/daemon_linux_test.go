@@ -28,7 +28,13 @@ func TestMain(m *testing.M) {
 	// the socket in $CORDON_TEST_SOCKET and print the status and body.
 	if url := os.Getenv("CORDON_TEST_GET"); url != "" {
 		c := NewClient(os.Getenv("CORDON_TEST_SOCKET"))
-		resp, err := c.http.Get("http://cordon" + url)
+		var resp *http.Response
+		var err error
+		if body, ok := os.LookupEnv("CORDON_TEST_POST"); ok {
+			resp, err = c.http.Post("http://cordon"+url, "application/json", strings.NewReader(body))
+		} else {
+			resp, err = c.http.Get("http://cordon" + url)
+		}
 		if err != nil {
 			fmt.Println("error", err)
 			os.Exit(0)
@@ -216,7 +222,7 @@ func TestOtherUID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := func(uid uint32, url string) string {
+	as := func(uid uint32, url string, post ...string) string {
 		dir, _ := os.MkdirTemp("", "cordon-client-")
 		defer os.RemoveAll(dir)
 		os.Chmod(dir, 0o755)
@@ -225,6 +231,9 @@ func TestOtherUID(t *testing.T) {
 		os.WriteFile(bin, b, 0o755)
 		cmd := exec.Command(bin)
 		cmd.Env = []string{"CORDON_TEST_GET=" + url, "CORDON_TEST_SOCKET=" + socket}
+		if len(post) > 0 {
+			cmd.Env = append(cmd.Env, "CORDON_TEST_POST="+post[0])
+		}
 		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
 		out, err := cmd.Output()
 		if err != nil {
@@ -242,6 +251,37 @@ func TestOtherUID(t *testing.T) {
 	}
 	if got := as(0, "/v1/sessions"); !strings.Contains(got, id) {
 		t.Errorf("control: the owner lists %q", got)
+	}
+
+	// Acting for uid 65534, the root daemon opens a session only over a
+	// workspace that uid owns, reached through directories it can walk.
+	dir, _ := os.MkdirTemp("", "cordon-foreign-")
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	own := filepath.Join(dir, "ws")
+	os.Mkdir(own, 0o755)
+	os.Chown(own, 65534, 65534)
+	rootOwned := filepath.Join(dir, "root-ws")
+	os.Mkdir(rootOwned, 0o755)
+	link := filepath.Join(dir, "link")
+	os.Symlink(rootOwned, link)
+	os.Lchown(link, 65534, 65534)
+	for _, ws := range []string{rootOwned, link, workspace(t)} {
+		if got := as(65534, "/v1/sessions", `{"workspace":"`+ws+`"}`); !strings.HasPrefix(got, "403 ") {
+			t.Errorf("uid 65534 opened a session over %s: %q", ws, got)
+		}
+	}
+	got := as(65534, "/v1/sessions", `{"workspace":"`+own+`"}`)
+	if !strings.HasPrefix(got, "201 ") {
+		t.Fatalf("control: uid 65534 over its own workspace: %q", got)
+	}
+	var created CreateResponse
+	json.Unmarshal([]byte(strings.TrimPrefix(got, "201 ")), &created)
+	// Files the session writes are uid 65534's on the host.
+	got = as(65534, "/v1/sessions/"+created.ID+"/exec", `{"command":"echo hi > made"}`)
+	var st syscall.Stat_t
+	if !strings.HasPrefix(got, "200 ") || syscall.Stat(filepath.Join(own, "made"), &st) != nil || st.Uid != 65534 {
+		t.Errorf("a file written in uid 65534's session: %q, owner %d", got, st.Uid)
 	}
 }
 

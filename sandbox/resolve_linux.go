@@ -110,16 +110,7 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller
 	if err := checkTargets(p); err != nil {
 		return nil, err
 	}
-	if foreign(caller) {
-		for _, b := range p.Binds {
-			if b.Kind == plan.BindSymlink {
-				continue
-			}
-			if err := readableBy(caller.UID, b.Source); err != nil {
-				return nil, &Error{Code: CodeDenied, Message: fmt.Sprintf("filesystem: %s: %v", b.Source, err)}
-			}
-		}
-	}
+
 	p.Env = environ(exp.Env, p.Home)
 	return p, nil
 }
@@ -128,56 +119,73 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller
 // this process's: then the caller's own access decides what it may bind.
 func foreign(c *Caller) bool { return c != nil && c.UID != os.Geteuid() }
 
-// checkCaller refuses a workspace the caller does not own: a daemon
-// running as root must not let one user open a session over another
-// user's files (the session can write every file of the workspace's
-// owner).
-func checkCaller(c *Caller, ws string) error {
-	if !foreign(c) {
+// walkOpen opens path (absolute, clean, without symlinks: resolve it
+// first) one component at a time, each relative to the descriptor of the
+// one before, refusing any symlink on the way. With uid >= 0 it also
+// checks, conservatively, that uid could have walked there itself:
+// search permission on every directory and read permission on the end,
+// by owner bits when uid owns the object and by "other" bits otherwise
+// (group access is not counted, so a path open to uid only through a
+// group is refused). The check is made on the very objects opened, so
+// that nothing can be swapped in between (a symlink, a renamed
+// directory). A root process acting for a user uses this before it
+// clones a tree into that user's session: a bind mount would show what
+// the directories above it hide.
+func walkOpen(path string, uid int) (*os.File, error) {
+	if !filepath.IsAbs(path) || filepath.Clean(path) != path {
+		return nil, fmt.Errorf("%s: not an absolute clean path", path)
+	}
+	fd, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, &os.PathError{Op: "open", Path: "/", Err: err}
+	}
+	cur := "/"
+	check := func(want uint32) error {
+		if uid < 0 {
+			return nil
+		}
+		var st unix.Stat_t
+		if err := unix.Fstat(fd, &st); err != nil {
+			return &os.PathError{Op: "fstat", Path: cur, Err: err}
+		}
+		if st.Mode&unix.S_IFMT == unix.S_IFDIR && want == 0o4 {
+			want = 0o5
+		}
+		if !permits(uid, &st, want) {
+			return fmt.Errorf("uid %d cannot reach %s", uid, cur)
+		}
 		return nil
 	}
-	var st unix.Stat_t
-	if err := unix.Stat(ws, &st); err != nil {
-		return &Error{Code: CodeInvalid, Message: fmt.Sprintf("workspace %s: %v", ws, err)}
-	}
-	if int(st.Uid) != c.UID {
-		return &Error{Code: CodeDenied, Message: fmt.Sprintf("workspace %s does not belong to uid %d", ws, c.UID)}
-	}
-	return readableBy(c.UID, ws)
-}
-
-// readableBy checks, conservatively, that uid could reach and read path
-// on its own: every directory on the way searchable and the path itself
-// readable, by owner bits when uid owns it and by "other" bits otherwise
-// (group access is not counted, so a path reachable only through a group
-// is refused). A bind mount would otherwise show what the directories
-// above it hide.
-func readableBy(uid int, path string) error {
-	cur := "/"
-	parts := strings.Split(strings.TrimPrefix(filepath.Clean(path), "/"), "/")
-	for i, part := range parts {
+	for _, name := range strings.Split(strings.TrimPrefix(path, "/"), "/") {
+		if name == "" {
+			continue
+		}
+		if err := check(0o1); err != nil {
+			unix.Close(fd)
+			return nil, err
+		}
+		next, err := unix.Openat(fd, name, unix.O_PATH|unix.O_NOFOLLOW|unix.O_CLOEXEC, 0)
+		unix.Close(fd)
+		cur = filepath.Join(cur, name)
+		if err != nil {
+			return nil, &os.PathError{Op: "open", Path: cur, Err: err}
+		}
+		fd = next
 		var st unix.Stat_t
-		if err := unix.Stat(cur, &st); err != nil {
-			return err
+		if err := unix.Fstat(fd, &st); err != nil {
+			unix.Close(fd)
+			return nil, &os.PathError{Op: "fstat", Path: cur, Err: err}
 		}
-		if !permits(uid, &st, 0o1) {
-			return fmt.Errorf("uid %d cannot enter %s", uid, cur)
-		}
-		cur = filepath.Join(cur, part)
-		if i == len(parts)-1 {
-			if err := unix.Stat(cur, &st); err != nil {
-				return err
-			}
-			want := uint32(0o4)
-			if st.Mode&unix.S_IFMT == unix.S_IFDIR {
-				want = 0o5
-			}
-			if !permits(uid, &st, want) {
-				return fmt.Errorf("uid %d cannot read %s", uid, cur)
-			}
+		if st.Mode&unix.S_IFMT == unix.S_IFLNK {
+			unix.Close(fd)
+			return nil, fmt.Errorf("%s changed into a symlink", cur)
 		}
 	}
-	return nil
+	if err := check(0o4); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	return os.NewFile(uintptr(fd), path), nil
 }
 
 // permits tests the owner bits for the owner and the other bits for

@@ -68,34 +68,41 @@ func TestCheckWorkspace(t *testing.T) {
 	}
 }
 
-func TestForeignCaller(t *testing.T) {
+func TestWalkOpen(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("a foreign caller needs a root process to open sessions for others")
+		t.Skip("needs root to open paths for another uid")
 	}
-	ws := t.TempDir() // root's, under a 0700 parent
-	other := &Caller{UID: 65534, GID: 65534, Home: "/nonexistent"}
-	if err := checkCaller(other, ws); err == nil {
-		t.Errorf("uid 65534 opened a session over root's workspace")
+	const other = 65534
+	private := t.TempDir() // root's, under a 0700 parent
+	if f, err := walkOpen(private, other); err == nil {
+		f.Close()
+		t.Errorf("uid %d walked into root's private directory", other)
 	}
-	dir, _ := os.MkdirTemp("", "cordon-foreign-")
+	if f, err := walkOpen(private, -1); err != nil {
+		t.Errorf("control: without a uid to check: %v", err)
+	} else {
+		f.Close()
+	}
+	dir, _ := os.MkdirTemp("", "cordon-walk-")
 	defer os.RemoveAll(dir)
 	os.Chmod(dir, 0o755)
 	own := filepath.Join(dir, "ws")
 	os.Mkdir(own, 0o755)
-	os.Chown(own, 65534, 65534)
-	if err := checkCaller(other, own); err != nil {
-		t.Errorf("control: uid 65534's own workspace: %v", err)
+	os.Chown(own, other, other)
+	if f, err := walkOpen(own, other); err != nil {
+		t.Errorf("control: uid %d's own directory: %v", other, err)
+	} else {
+		f.Close()
 	}
-	// A bind of a directory under root's private home is refused for
-	// the foreign caller, and allowed for root itself.
-	secret := filepath.Join(t.TempDir(), "sub")
-	os.Mkdir(secret, 0o755)
-	pol := policy.Default()
-	pol.Filesystem.Read = append(pol.Filesystem.Read, policy.Mount{Path: secret, At: "/opt/secret"})
-	if _, err := resolve(pol, own, "id", idMap{}, other); err == nil {
-		t.Errorf("uid 65534 bound a path it cannot reach")
+	// A symlink anywhere on the way is refused, whatever it points to.
+	link := filepath.Join(dir, "link")
+	os.Symlink(own, link)
+	if f, err := walkOpen(link, other); err == nil {
+		f.Close()
+		t.Errorf("walked through a symlink")
 	}
-	if _, err := resolve(pol, own, "id", idMap{}, nil); err != nil {
-		t.Errorf("control: root binds it: %v", err)
+	if f, err := walkOpen(link+"/../ws", -1); err == nil {
+		f.Close()
+		t.Errorf("accepted an unclean path")
 	}
 }

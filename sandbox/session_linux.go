@@ -105,9 +105,6 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := checkCaller(o.Caller, ws); err != nil {
-		return nil, err
-	}
 	ids := newIDMap(o)
 	id := newID()
 	p, err := resolve(pol, ws, id, ids, o.Caller)
@@ -127,10 +124,16 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		return nil, err
 	}
 
+	// Acting for another user, the workspace must be theirs, reached
+	// through directories they could walk themselves.
+	walker := -1
+	if foreign(o.Caller) {
+		walker = o.Caller.UID
+	}
 	var tree *os.File
 	if ids.rootful {
-		if tree, err = idmappedWorkspace(ws, ids.hostUID+1, ids.hostGID+1); err != nil {
-			return fail(&Error{Code: CodeFailed, Message: "preparing the workspace mount: " + err.Error()})
+		if tree, err = idmappedWorkspace(ws, walker, ids.hostUID+1, ids.hostGID+1); err != nil {
+			return fail(err)
 		}
 		p.WorkspaceFD = true
 		cleanup = append(cleanup, func() { tree.Close() })
@@ -166,9 +169,9 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	cmd.ExtraFiles = []*os.File{theirs}
 	if tree != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, tree)
-		trees, err := bindTrees(p, 3+len(cmd.ExtraFiles))
+		trees, err := bindTrees(p, 3+len(cmd.ExtraFiles), walker)
 		if err != nil {
-			return fail(&Error{Code: CodeFailed, Message: "preparing the filesystem view: " + err.Error()})
+			return fail(err)
 		}
 		defer func() {
 			for _, t := range trees {
@@ -274,42 +277,61 @@ func startError(err error) error {
 // files, owned on disk by the workspace's owner, appear owned by the
 // session's executor. Only the workspace is mapped: a root-owned file
 // anywhere else in the view still belongs to an id the session is not.
-func idmappedWorkspace(ws string, uid, gid int) (*os.File, error) {
+// The workspace is opened once (walkOpen, as walker when walker >= 0,
+// who must then own it) and everything after works on that descriptor.
+func idmappedWorkspace(ws string, walker, uid, gid int) (*os.File, error) {
+	f, err := walkOpen(ws, walker)
+	if err != nil {
+		return nil, &Error{Code: CodeDenied, Message: "workspace: " + err.Error()}
+	}
+	defer f.Close()
 	var st unix.Stat_t
-	if err := unix.Stat(ws, &st); err != nil {
-		return nil, &os.PathError{Op: "stat", Path: ws, Err: err}
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return nil, &Error{Code: CodeFailed, Message: "workspace: " + err.Error()}
+	}
+	if walker >= 0 && int(st.Uid) != walker {
+		return nil, &Error{Code: CodeDenied, Message: fmt.Sprintf("workspace %s does not belong to uid %d", ws, walker)}
 	}
 	userns, err := linux.UserNamespace(int(st.Uid), uid, int(st.Gid), gid)
 	if err != nil {
-		return nil, err
+		return nil, &Error{Code: CodeFailed, Message: "preparing the workspace mount: " + err.Error()}
 	}
-	tree, err := linux.OpenTreeClone(ws)
+	tree, err := linux.OpenTreeCloneFD(f)
 	if err != nil {
-		return nil, err
+		return nil, &Error{Code: CodeFailed, Message: "preparing the workspace mount: " + err.Error()}
 	}
 	if err := linux.IDMapTree(tree, int(userns.Fd())); err != nil {
 		tree.Close()
-		return nil, err
+		return nil, &Error{Code: CodeFailed, Message: "preparing the workspace mount: " + err.Error()}
 	}
 	return tree, nil
 }
 
 // bindTrees clones the mount tree of every bind source, for a supervisor
 // that cannot reach them by path, and records in each bind the
-// descriptor it will have in the supervisor (counting from first).
-func bindTrees(p *plan.Plan, first int) ([]*os.File, error) {
+// descriptor it will have in the supervisor (counting from first). Each
+// source is opened with walkOpen (as walker when walker >= 0).
+func bindTrees(p *plan.Plan, first, walker int) ([]*os.File, error) {
 	var trees []*os.File
+	fail := func(err error) ([]*os.File, error) {
+		for _, t := range trees {
+			t.Close()
+		}
+		return nil, err
+	}
 	for i := range p.Binds {
 		b := &p.Binds[i]
 		if b.Kind == plan.BindSymlink {
 			continue
 		}
-		t, err := linux.OpenTreeClone(b.Source)
+		f, err := walkOpen(b.Source, walker)
 		if err != nil {
-			for _, t := range trees {
-				t.Close()
-			}
-			return nil, err
+			return fail(&Error{Code: CodeDenied, Message: "filesystem: " + err.Error()})
+		}
+		t, err := linux.OpenTreeCloneFD(f)
+		f.Close()
+		if err != nil {
+			return fail(&Error{Code: CodeFailed, Message: "preparing the filesystem view: " + err.Error()})
 		}
 		b.FD = first + len(trees)
 		trees = append(trees, t)

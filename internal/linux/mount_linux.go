@@ -80,3 +80,13 @@ func AttachTree(tree *os.File, target string) error {
 	}
 	return nil
 }
+
+// OpenTreeCloneFD is OpenTreeClone of the object an O_PATH descriptor
+// holds, with no path resolution at all.
+func OpenTreeCloneFD(f *os.File) (*os.File, error) {
+	fd, err := unix.OpenTree(int(f.Fd()), "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_RECURSIVE|unix.AT_EMPTY_PATH)
+	if err != nil {
+		return nil, &os.PathError{Op: "open_tree", Path: f.Name(), Err: err}
+	}
+	return os.NewFile(uintptr(fd), f.Name()), nil
+}
