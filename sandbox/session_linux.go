@@ -27,6 +27,9 @@ import (
 	"github.com/cordon-sandbox/cordon/policy"
 )
 
+// cancelGrace bounds the wait for a canceled call's result.
+const cancelGrace = 5 * time.Second
+
 // Init runs a session stage if this process is one and never returns in
 // that case. Call it first thing in main.
 func Init() { stage.Dispatch() }
@@ -47,6 +50,11 @@ func (m idMap) sysProcAttr() *syscall.SysProcAttr {
 		Cloneflags: unix.CLONE_NEWUSER | unix.CLONE_NEWNS | unix.CLONE_NEWPID | unix.CLONE_NEWNET |
 			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
 		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !m.rootful},
+		// A second line behind the supervisor's own watch of its socket:
+		// the kernel kills it when the thread that started it dies. (Go
+		// ends a thread only when a goroutine locked to it exits, so
+		// Open must not run on such a goroutine.)
+		Pdeathsig: unix.SIGKILL,
 	}
 	if m.rootful {
 		a.UidMappings = []syscall.SysProcIDMap{{ContainerID: 0, HostID: m.hostUID, Size: 1}, {ContainerID: executorID, HostID: m.hostUID + 1, Size: 1}}
@@ -444,12 +452,18 @@ func (s *Session) call(ctx context.Context, req *proto.Request, output func(stri
 		}
 		return res, nil
 	case <-ctx.Done():
+		// Kill the call's processes and take the result they leave, but
+		// do not wait for a session that no longer answers.
 		_ = s.conn.Send(&proto.Request{Call: req.Call, Op: proto.OpCancel})
-		res, ok := <-pc.done
-		if !ok {
-			return nil, ctx.Err()
+		select {
+		case res, ok := <-pc.done:
+			if !ok {
+				return nil, ctx.Err()
+			}
+			return res, nil
+		case <-time.After(cancelGrace):
+			return nil, &Error{Code: CodeFailed, Message: "the call was canceled and the session did not answer within " + cancelGrace.String()}
 		}
-		return res, nil
 	}
 }
 

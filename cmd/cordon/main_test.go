@@ -185,6 +185,22 @@ func TestHostDeathEndsSession(t *testing.T) {
 	}
 }
 
+// TestRunStdinUnread: more stdin than the command reads (it exits
+// first) must not wedge the session's stdin pipe.
+func TestRunStdinUnread(t *testing.T) {
+	big := strings.Repeat("y\n", 10<<20)
+	done := make(chan outcome, 1)
+	go func() { done <- cordon(t, workspace(t), big, "run", "--", "sh", "-c", "sleep 1; head -c 4") }()
+	select {
+	case o := <-done:
+		if o.code != 0 || o.stdout != "y\ny\n" {
+			t.Errorf("%+v", o)
+		}
+	case <-time.After(30 * time.Second):
+		t.Fatal("cordon run hung on stdin the command did not read")
+	}
+}
+
 func TestRunPassesThrough(t *testing.T) {
 	ws := workspace(t)
 	o := cordon(t, ws, "from stdin\n", "run", "--", "sh", "-c", "cat; echo to-stderr >&2; echo made > f")

@@ -76,7 +76,6 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 			errR.Close()
 			return failed(err)
 		}
-		defer r.Close()
 		cmd.Stdin, stdinW = r, w
 	case len(req.Stdin) > 0:
 		cmd.Stdin = bytes.NewReader(req.Stdin)
@@ -101,6 +100,11 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 	e.mu.Unlock()
 	outW.Close()
 	errW.Close()
+	if r, ok := cmd.Stdin.(*os.File); ok {
+		// The command has its copy; ours would keep the pipe open after
+		// the command exits and leave the pump writing to nobody.
+		r.Close()
+	}
 	if stdinW != nil {
 		e.mu.Lock()
 		st := e.stdin[req.Call]

@@ -45,8 +45,11 @@ type executor struct {
 }
 
 // stdinStream queues a call's streamed stdin for its command. The queue
-// is closed once: by the stream's end or by the call's end.
+// is closed once: by the stream's end or by the call's end. Its own lock
+// (not the executor's) guards it, so a command that does not read its
+// stdin can hold up its own stream and nothing else of the executor.
 type stdinStream struct {
+	mu     sync.Mutex
 	ch     chan []byte
 	closed bool
 }
@@ -125,14 +128,20 @@ const stageThreads = 8
 const stdinQueue = 64
 
 // feed queues a chunk of a call's streamed stdin, or its end. It holds
-// the lock while it sends so that the call's end cannot close the queue
-// under it; the command's pump (or its drain) always empties the queue.
+// the stream's lock while it sends, so that the call's end cannot close
+// the queue under it; the command's pump (or, once the command stops
+// reading, its drain) always empties the queue.
 func (e *executor) feed(req *proto.Request) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	st := e.stdin[req.Call]
-	if st == nil || st.closed {
+	e.mu.Unlock()
+	if st == nil {
 		return // the call has ended; its stdin is discarded
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if st.closed {
+		return
 	}
 	if len(req.Stdin) > 0 {
 		st.ch <- req.Stdin
@@ -146,13 +155,17 @@ func (e *executor) feed(req *proto.Request) {
 // endStdin closes and forgets a call's stdin stream.
 func (e *executor) endStdin(call string) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
-	if st := e.stdin[call]; st != nil {
-		if !st.closed {
-			st.closed = true
-			close(st.ch)
-		}
-		delete(e.stdin, call)
+	st := e.stdin[call]
+	delete(e.stdin, call)
+	e.mu.Unlock()
+	if st == nil {
+		return
+	}
+	st.mu.Lock()
+	defer st.mu.Unlock()
+	if !st.closed {
+		st.closed = true
+		close(st.ch)
 	}
 }
 

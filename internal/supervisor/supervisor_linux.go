@@ -12,6 +12,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"sync"
 	"syscall"
 	"time"
 
@@ -236,23 +237,61 @@ func reap(cmd *exec.Cmd) {
 	os.Exit(3)
 }
 
-// serve relays frames until the host goes away. Orphans of the session
-// reparent to PID 1 only if the executor (a subreaper) died, which ends
-// the session anyway; SIGCHLD for them is reaped by the Go runtime's
-// exec waits or left to the kernel at teardown.
+// serve relays frames until the host goes away. Reading the host never
+// waits on the executor: frames for the executor queue in memory and a
+// separate goroutine writes them, so that an executor that stops reading
+// cannot keep the supervisor from seeing the host's end of file, and so
+// from ending the session.
 func (s *supervisor) serve() error {
 	go s.fromExecutor()
+	q := &requestQueue{ready: make(chan struct{}, 1)}
+	go q.drainTo(s.executor)
 	for {
-		var req proto.Request
-		err := s.host.Receive(&req)
+		req := new(proto.Request)
+		err := s.host.Receive(req)
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil
 		}
 		if err != nil {
 			return fmt.Errorf("reading from host: %w", err)
 		}
-		if err := s.executor.Send(&req); err != nil {
-			return err
+		q.push(req)
+	}
+}
+
+// requestQueue is an unbounded FIFO of frames for the executor. (The host
+// bounds what it sends: the calls it has open and their stdin.)
+type requestQueue struct {
+	mu    sync.Mutex
+	items []*proto.Request
+	ready chan struct{}
+}
+
+func (q *requestQueue) push(r *proto.Request) {
+	q.mu.Lock()
+	q.items = append(q.items, r)
+	q.mu.Unlock()
+	select {
+	case q.ready <- struct{}{}:
+	default:
+	}
+}
+
+func (q *requestQueue) drainTo(c *proto.Conn) {
+	for range q.ready {
+		for {
+			q.mu.Lock()
+			if len(q.items) == 0 {
+				q.mu.Unlock()
+				break
+			}
+			r := q.items[0]
+			q.items[0] = nil
+			q.items = q.items[1:]
+			q.mu.Unlock()
+			if err := c.Send(r); err != nil {
+				os.Exit(3)
+			}
 		}
 	}
 }
