@@ -407,7 +407,7 @@ func (s *Session) fail(err error) {
 		if s.closed {
 			s.dead = &Error{Code: CodeClosed, Message: "session closed"}
 		} else {
-			s.dead = &Error{Code: CodeFailed, Message: "session ended unexpectedly: " + err.Error()}
+			s.dead = &Error{Code: CodeClosed, Message: "session ended unexpectedly: " + err.Error()}
 		}
 	}
 	for id, pc := range s.pending {
