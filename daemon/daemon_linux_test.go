@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -428,4 +429,47 @@ func TestServeLifecycle(t *testing.T) {
 	}
 	d.Process.Signal(syscall.SIGTERM)
 	d.Wait()
+}
+
+// TestSessionDied: a session whose supervisor is gone answers 409.
+func TestSessionDied(t *testing.T) {
+	_, c, _ := daemonUnderTest(t)
+	ctx := context.Background()
+	id, err := c.Create(ctx, CreateRequest{Workspace: workspace(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, id, ExecRequest{Argv: []string{"true"}}); err != nil {
+		t.Fatalf("control: %v", err)
+	}
+	// The supervisors are this process's children; kill every one.
+	self := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	killed := 0
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(d), "cmdline"))
+		if len(f) > 1 && f[1] == self && bytes.Contains(cmdline, []byte("__cordon_supervisor")) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
+			syscall.Kill(pid, syscall.SIGKILL)
+			killed++
+		}
+	}
+	if killed != 1 {
+		t.Fatalf("killed %d supervisors, want 1", killed)
+	}
+	var apiErr *APIError
+	deadline := time.Now().Add(5 * time.Second)
+	for time.Now().Before(deadline) {
+		_, err = c.Exec(ctx, id, ExecRequest{Argv: []string{"true"}})
+		if errors.As(err, &apiErr) && apiErr.Status == http.StatusConflict {
+			return
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Errorf("exec on a dead session: %v", err)
 }
