@@ -87,6 +87,9 @@ func run(host *proto.Conn) error {
 	if err := linux.LoopbackUp(); err != nil {
 		return fmt.Errorf("bringing up loopback: %w", err)
 	}
+	if err := limitUserNamespace(); err != nil {
+		return fmt.Errorf("setting the session's user namespace limits: %w", err)
+	}
 	if err := linux.SetNotDumpable(); err != nil {
 		return err
 	}
@@ -198,6 +201,41 @@ func (s *supervisor) startExecutor() (*proto.Ready, error) {
 	s.notify = newNotifier(s, listener)
 	go s.notify.loop()
 	return r.Ready, nil
+}
+
+// userNamespaceLimits are the per-user-namespace limits of every session
+// (/proc/sys/user, which the session's root may set for its own
+// namespace). The kernel charges what a session creates to each ancestor
+// namespace's user too (for a root-started session, root on the host),
+// so without them one session could take the whole host budget of
+// inotify instances of the user who started it. Nested namespaces are
+// refused by seccomp already; a zero limit refuses them a second time.
+var userNamespaceLimits = map[string]string{
+	"max_inotify_instances": "16",
+	"max_inotify_watches":   "8192",
+	"max_fanotify_groups":   "0",
+	"max_fanotify_marks":    "0",
+	"max_user_namespaces":   "0",
+	"max_mnt_namespaces":    "0",
+	"max_pid_namespaces":    "0",
+	"max_net_namespaces":    "0",
+	"max_ipc_namespaces":    "0",
+	"max_uts_namespaces":    "0",
+	"max_cgroup_namespaces": "0",
+	"max_time_namespaces":   "0",
+}
+
+func limitUserNamespace() error {
+	for name, v := range userNamespaceLimits {
+		err := os.WriteFile("/proc/sys/user/"+name, []byte(v), 0)
+		if errors.Is(err, os.ErrNotExist) {
+			continue // an older kernel without this limit
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // startRestricted starts cmd inside the session's Landlock domain, from a

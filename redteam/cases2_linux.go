@@ -1,0 +1,638 @@
+package redteam
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cordon-sandbox/cordon/policy"
+	"github.com/cordon-sandbox/cordon/sandbox"
+)
+
+// probeCase is a case whose attack is one probe run in the sandbox and
+// whose control is the same probe on the host (with hostArgs).
+func probeCase(id string, class Class, title, probe, oracle, control, source string, args, hostArgs string, bad func(string) bool) *Case {
+	return &Case{ID: id, Class: class, Title: title, Probe: probe, Oracle: oracle, Control: control, Source: source,
+		Run: func(ctx context.Context, e *Env) Outcome {
+			a := e.Sh(ctx, `"$P" redteam probe `+args)
+			c := e.Host(ctx, `"$P" redteam probe `+hostArgs)
+			return verdict(filter(a.OKs(), bad), filter(c.OKs(), bad))
+		}}
+}
+
+func escapeCases() []*Case {
+	return []*Case{{
+		ID: "E01", Class: Escape, Title: "privilege posture (caps, no_new_privs, seccomp)",
+		Probe: "read /proc/self/status of a tool process", Oracle: "CapEff/CapPrm/CapAmb/CapBnd ≠ 0, NoNewPrivs ≠ 1 or Seccomp ≠ 2",
+		Control: "the same read in the harness (host root) shows CapEff ≠ 0 and Seccomp 0", Source: "E01: genuinetools/amicontained",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			check := func(t string) []string {
+				var bad []string
+				for _, l := range strings.Split(t, "\n") {
+					f := strings.Fields(l)
+					if len(f) < 2 {
+						continue
+					}
+					switch f[0] {
+					case "CapEff:", "CapPrm:", "CapAmb:", "CapBnd:", "CapInh:":
+						if f[1] != "0000000000000000" {
+							bad = append(bad, l)
+						}
+					case "NoNewPrivs:":
+						if f[1] != "1" {
+							bad = append(bad, l)
+						}
+					case "Seccomp:":
+						if f[1] != "2" {
+							bad = append(bad, l)
+						}
+					}
+				}
+				return bad
+			}
+			a := e.Sh(ctx, `"$P" redteam probe status; grep -E '^(Cap|NoNewPrivs|Seccomp)' /proc/self/status`)
+			if !strings.Contains(a.Text, "Seccomp:") {
+				return Outcome{CouldNotRun: "no status read: " + a.Text}
+			}
+			c := e.Host(ctx, `"$P" redteam probe status`)
+			return verdict(check(a.Text), check(c.Text))
+		},
+	}, {
+		ID: "E02", Class: Escape, Title: "setuid binaries (no_new_privs, nosuid)", Needs: NeedRoot,
+		Probe:   "start /usr/bin/su, passwd, newgrp, chfn with stdin held open and read their effective uid from /proc",
+		Oracle:  "a started setuid binary runs with an euid other than the caller's",
+		Control: "the same probe on the host as uid 65534 (setpriv) sees euid 0", Source: "E02: containers/bubblewrap#368",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			args := ` redteam probe setuid /usr/bin/su /usr/bin/passwd /usr/bin/newgrp /usr/bin/chfn`
+			a := e.Sh(ctx, `"$P"`+args)
+			c := e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, `"$P"`+args)
+			return verdict(a.OKs(), c.OKs())
+		},
+	}, {
+		ID: "E03", Class: Escape, Title: "nested namespaces (unshare, clone flags, clone3)",
+		Probe:  "unshare -Ur / -Urn / -Urm; clone(2) with CLONE_NEWUSER/NEWNS/NEWNET/NEWPID/NEWCGROUP",
+		Oracle: "any namespace created", Control: "the same commands on the host create them (namespaces of their own, discarded)",
+		Source: "E03: flatpak PR#4456 (CVE-2021-41133), CVE-2024-1086, CVE-2022-0185",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			cmd := `unshare -Ur true && echo "OK userns"; unshare -Urn true && echo "OK netns"; unshare -Urm true && echo "OK mountns"; "$P" redteam probe clonens`
+			return verdict(e.Sh(ctx, cmd).OKs(), e.Host(ctx, cmd).OKs())
+		},
+	},
+		probeCase("E04", Escape, "mount, umount and the new mount API",
+			"mount tmpfs/cgroup2/proc, umount /proc, open_tree(OPEN_TREE_CLONE), fsopen, remount /usr rw",
+			"any call succeeds", "the probe on the host, inside a private mount namespace it creates, succeeds",
+			"E04: flatpak CVE-2021-41133, sandbox-runtime pid test", "mount /tmp/rt-mnt", "mount $WS/../mnt-$T private", all),
+		{
+			ID: "E07", Class: Escape, Title: "inject into other processes (ptrace, /proc/PID/mem, process_vm_readv, pidfd_getfd)",
+			Probe: "against every visible pid (the supervisor PID 1, the executor, the shell)", Oracle: "any primitive succeeds against a process the probe did not start",
+			Control: "the probe on the host against the harness's decoy process succeeds", Source: "E07: sandbox-runtime pid-namespace-isolation.test.ts; asterinas PR#2877",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				a := e.Sh(ctx, `"$P" redteam probe inject all`)
+				c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe inject %d`, e.Decoy.Process.Pid))
+				return verdict(a.OKs(), c.OKs())
+			},
+		}, {
+			ID: "E09", Class: Escape, Title: "inherited descriptors and the supervisor's descriptors",
+			Probe:   "list and open /proc/self/fd beyond 0-2 and every /proc/1/fd/N; write a policy to fds 3-9",
+			Oracle:  "a tool process has a descriptor beyond 0, 1, 2, or opens one of PID 1's",
+			Control: "the host shell started with an extra inherited descriptor shows it", Source: "E09: sandbox-runtime control-fd.test.ts",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				a := e.Sh(ctx, `(exec ls -l /proc/self/fd) | grep -v '/fd$' | awk '$(NF-2)+0>2 {print "OK inherited fd", $(NF-2), $NF}'; "$P" redteam probe procfd 1 2>&1 | grep -v '^OK readlink'; for fd in 3 4 5 6 7 8 9; do echo '{"filesystem":{"write":["/"]}}' >&$fd; done 2>/dev/null`)
+				c := e.Host(ctx, `exec 7</dev/null; (exec ls -l /proc/self/fd) | grep -v '/fd$' | awk '$(NF-2)+0>2 {print "OK inherited fd", $(NF-2), $NF}'`)
+				return verdict(a.OKs(), c.OKs())
+			},
+		}, {
+			ID: "E10", Class: Escape, Title: "host daemon sockets absent from the view",
+			Probe:  "connect to a listener the harness runs in its run dir (like docker.sock), /var/run/docker.sock, /run/dbus, /run/user/*",
+			Oracle: "a connect succeeds or a host listener receives a byte", Control: "the probe on the host connects to the harness's listener",
+			Source: "E10: anthropics/claude-code#20263, cdk-team/CDK docker_sock_pwn.go",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				a := e.Sh(ctx, fmt.Sprintf(`for s in %s /var/run/docker.sock /run/docker.sock /run/containerd/containerd.sock /run/dbus/system_bus_socket /run/user/*/bus /tmp/.X11-unix/X0 /run/cordon/cordon.sock; do "$P" redteam probe connect unix "$s"; done`, shq(e.HiddenSock)))
+				h0, _ := e.Unix.Hits()
+				c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.HiddenSock)))
+				time.Sleep(50 * time.Millisecond)
+				h1, _ := e.Unix.Hits()
+				o := verdict(a.OKs(), c.OKs())
+				o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
+				return o
+			},
+		}, {
+			ID: "E11", Class: Escape, Title: "pathname socket under a read-only bind (/etc)", Needs: NeedRoot,
+			Probe:   "connect to a world-connectable (0666) unix socket the harness listens on in /etc, which the view binds read-only",
+			Oracle:  "the connect succeeds and the host listener receives the probe's bytes",
+			Control: "the probe on the host as uid 65534 connects", Source: "E11: amir20/dozzle#3088; Landlock ABI 9 LANDLOCK_ACCESS_FS_RESOLVE_UNIX",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				a := e.Sh(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
+				time.Sleep(50 * time.Millisecond)
+				h0, _ := e.Etc.Hits()
+				c := e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
+				time.Sleep(50 * time.Millisecond)
+				h1, _ := e.Etc.Hits()
+				o := verdict(a.OKs(), c.OKs())
+				o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
+				return o
+			},
+		},
+		probeCase("E13", Escape, "terminal injection (TIOCSTI, TIOCSTI|1<<32, TIOCLINUX)",
+			"TIOCSTI into a pty of the probe's own (never a real terminal), also with the high-bit request", "an ioctl injects (returns 0)",
+			"the probe on the host injects into its own fresh pty", "E13: bubblewrap#142 (CVE-2017-5226), CVE-2019-10063",
+			"tiocsti", "tiocsti", contains("TIOCSTI")),
+		{
+			ID: "E15", Class: Escape, Title: "dangerous-syscall reachability sweep",
+			Probe:   "45 syscalls (keyctl, bpf, perf_event_open, userfaultfd, io_uring_*, kexec_*, modules, *_handle_at, mount family, setns, unshare, ptrace, process_vm_*, pidfd_getfd, syslog, acct, swap, reboot, clock, quotactl, fanotify, ioperm, personality, clone3) with harmless arguments",
+			Oracle:  "any of them answers something other than EPERM (ENOSYS for clone3): the kernel code was reached",
+			Control: "on the host (root) each one reaches the kernel (an answer other than EPERM)", Source: "E15: Docker seccomp profile; flatpak PR#4456; sandbox-runtime pid test",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				parse := func(t string) map[string]string {
+					m := map[string]string{}
+					for _, l := range strings.Split(t, "\n") {
+						if f := strings.Fields(l); len(f) == 4 && f[0] == "SYS" {
+							m[f[1]] = f[3]
+						}
+					}
+					return m
+				}
+				a := parse(e.Sh(ctx, `"$P" redteam probe sys`).Text)
+				c := parse(e.Host(ctx, `"$P" redteam probe sys`).Text)
+				if len(a) == 0 {
+					return Outcome{CouldNotRun: "the sweep printed nothing"}
+				}
+				var bad, ctl, weak []string
+				for _, s := range sweep() {
+					want := "EPERM"
+					if s.name == "clone3" {
+						want = "ENOSYS"
+					}
+					if a[s.name] != want {
+						bad = append(bad, s.name+"="+a[s.name])
+					}
+					if c[s.name] != "EPERM" && c[s.name] != "" {
+						ctl = append(ctl, s.name)
+					} else {
+						weak = append(weak, s.name+"="+c[s.name])
+					}
+				}
+				o := verdict(bad, ctl)
+				if len(weak) > 0 {
+					o.Control = false
+					o.ControlEvidence = "host control did not reach the kernel for: " + strings.Join(weak, ",")
+				}
+				return o
+			},
+		},
+		probeCase("E18", Escape, "cgroup escape and limit tampering",
+			"mount cgroup2 (/sys is absent), open /sys/fs/cgroup/cgroup.procs and /proc/self/cgroup-relative files for writing",
+			"the mount or an open for writing succeeds", "on the host, in a private mount namespace, cgroup2 mounts",
+			"E18: cdk-team/CDK abuse_unpriv_userns.go (CVE-2022-0492)",
+			"mount /tmp/rt-cg", "mount $WS/../cg-$T private", contains("cgroup2")),
+		probeCase("E19", Escape, "write gadgets in /proc/sys, /proc/sysrq-trigger, /sys (open only)",
+			"open O_WRONLY core_pattern, modprobe, sysrq-trigger, uevent_helper, drop_caches, ip_forward, /proc/self/attr/current; never write",
+			"any open succeeds", "the same opens on the host as root succeed",
+			"E19: cdk-team/CDK mount_procfs.go; CVE-2025-31133/52565/52881",
+			"openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /sys/kernel/uevent_helper /proc/sys/vm/drop_caches /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/ns_last_pid",
+			"openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /proc/sys/vm/drop_caches", all),
+		probeCase("E20", Escape, "device nodes (mknod, /dev beyond the minimal set)",
+			"mknod c 1 1 (/dev/mem) in /tmp and the workspace; open every /dev node outside null, zero, full, random, urandom, tty, ptmx rw",
+			"mknod or any such open succeeds", "on the host as root mknod in a scratch dir succeeds",
+			"E20: cdk-team/CDK mount_device.go", "dev /tmp; \"$P\" redteam probe dev \"$WS\"", "dev $WS", contains("mknod")),
+		{
+			ID: "E21", Class: Escape, Title: "join the supervisor's or host namespaces through /proc/PID/ns (setns)",
+			Probe: "open /proc/1/ns/{net,uts,ipc,mnt,pid,cgroup,user} and setns", Oracle: "any setns succeeds",
+			Control: "on the host (root), setns into its own namespaces succeeds", Source: "new: seccomp deny set (setns), docs/security.md",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				bad := func(l string) bool { return strings.HasPrefix(l, "setns") }
+				return verdict(filter(e.Sh(ctx, `"$P" redteam probe setns 1`).OKs(), bad), filter(e.Host(ctx, `"$P" redteam probe setns self`).OKs(), bad))
+			},
+		},
+		probeCase("E22", Escape, "signals to the supervisor (PID 1) and its parent",
+			"kill -0, SIGSTOP/SIGCONT to PID 1 and to the executor's parent", "a signal is delivered to PID 1 (outside the executor's Landlock domain)",
+			"on the host the same probe stops and continues the harness's decoy", "E22: Landlock LANDLOCK_SCOPE_SIGNAL; multikernel/sandlock#252",
+			"kill 1", "kill $(pgrep -f cordon-redteam-decoy | head -1)", contains("STOP")),
+		probeCase("E23", Escape, "open_by_handle_at (Shocker) and chroot",
+			"name_to_handle_at + open_by_handle_at on /etc/hostname; chroot into a subdirectory", "open_by_handle_at or chroot succeeds",
+			"the probe on the host as root succeeds", "new: seccomp deny set; moby PR#45766 (Shocker)",
+			"handle /etc/hostname; \"$P\" redteam probe chrootesc /tmp/rt-chroot", "handle /etc/hostname; \"$P\" redteam probe chrootesc $WS/../chr-$T",
+			func(l string) bool { return strings.HasPrefix(l, "open_by") || strings.HasPrefix(l, "chroot") }),
+		{
+			ID: "E24", Class: Escape, Title: "PATH and loader hijack of helpers the host runs",
+			Probe: "plant $WS/.bin/git etc. and LD_PRELOAD/BASH_ENV for later host helpers", Oracle: "a host helper runs attacker code",
+			Control: "—", Source: "E24: openai/codex linux-sandbox README",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				return Outcome{NotApplicable: "cordon runs no host-side helper in or on the workspace yet (no git status, no formatter); revisit with the daemon's diff rendering"}
+			},
+		},
+	}
+}
+
+func networkCases() []*Case {
+	return []*Case{{
+		ID: "N20", Class: Network, Title: "TCP to a host-loopback and a host 0.0.0.0 listener",
+		Probe:  "connect to the harness's 127.0.0.1 listener and to its 0.0.0.0 listener at every host address, send bytes",
+		Oracle: "a connect succeeds or a host listener receives a byte", Control: "the probe on the host connects to both",
+		Source: "new (N06/N07 without the proxy): network namespace",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			port := e.Any.Addr[strings.LastIndex(e.Any.Addr, ":")+1:]
+			cmd := fmt.Sprintf(`"$P" redteam probe connect tcp %s; for a in 127.0.0.1 127.1 0.0.0.0 [::1] $(hostname -I 2>/dev/null); do "$P" redteam probe connect tcp "$a:%s"; done`, e.TCP.Addr, port)
+			hostIPs := ""
+			if ips, err := hostAddrs(); err == nil {
+				hostIPs = strings.Join(ips, " ")
+			}
+			a := e.Sh(ctx, strings.Replace(cmd, "$(hostname -I 2>/dev/null)", hostIPs, 1))
+			h0, _ := e.fxHits()
+			c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect tcp %s; "$P" redteam probe connect tcp 127.0.0.1:%s`, e.TCP.Addr, port))
+			time.Sleep(100 * time.Millisecond)
+			h1, _ := e.fxHits()
+			o := verdict(a.OKs(), c.OKs())
+			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
+			return o
+		},
+	}, {
+		ID: "N21", Class: Network, Title: "UDP to a host-loopback listener",
+		Probe: "send datagrams to the harness's 127.0.0.1 UDP listener", Oracle: "the listener receives a datagram",
+		Control: "the probe on the host sends one that arrives", Source: "new (N02 without the proxy): network namespace",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			h0, _ := e.UDP.Hits()
+			e.Sh(ctx, fmt.Sprintf(`for i in 1 2 3; do "$P" redteam probe connect udp %s; done`, e.UDP.Addr))
+			time.Sleep(200 * time.Millisecond)
+			h1, _ := e.UDP.Hits()
+			e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect udp %s`, e.UDP.Addr))
+			time.Sleep(200 * time.Millisecond)
+			h2, _ := e.UDP.Hits()
+			var bad, ctl []string
+			if h1 > h0 {
+				bad = append(bad, "datagram arrived from the session")
+			}
+			if h2 > h1 {
+				ctl = append(ctl, "datagram arrived from the host probe")
+			}
+			o := verdict(bad, ctl)
+			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h2-h1, 10)}
+			return o
+		},
+	}, {
+		ID: "N22", Class: Network, Title: "raw, packet and vsock sockets",
+		Probe:  "socket(AF_INET/INET6, SOCK_RAW), AF_PACKET, AF_VSOCK connect to the host CID, NETLINK_NETFILTER",
+		Oracle: "a raw or packet socket is created, or vsock connects", Control: "the probe on the host (root) creates the raw and packet sockets",
+		Source: "new; N16 (AF_VSOCK): trpc-agent-go PR#2426",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			a := e.Sh(ctx, `"$P" redteam probe rawsock`)
+			c := e.Host(ctx, `"$P" redteam probe rawsock`)
+			return verdict(a.OKs(), filter(c.OKs(), func(l string) bool { return !strings.Contains(l, "vsock") }))
+		},
+	}, {
+		ID: "N23", Class: Network, Title: "abstract unix socket in the host network namespace",
+		Probe: "connect to @<name> the harness listens on in the host netns", Oracle: "the connect succeeds or the listener receives a byte",
+		Control: "the probe on the host connects", Source: "new: CATALOG 0.6 (abstract sockets are per netns); Landlock abstract scoping",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			a := e.Sh(ctx, `"$P" redteam probe connect abstract `+e.Abstract)
+			h0, _ := e.Abs.Hits()
+			c := e.Host(ctx, `"$P" redteam probe connect abstract `+e.Abstract)
+			time.Sleep(50 * time.Millisecond)
+			h1, _ := e.Abs.Hits()
+			o := verdict(a.OKs(), c.OKs())
+			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
+			return o
+		},
+	}, {
+		ID: "N01", Class: Network, Title: "direct egress, DNS, proxy bypass (needs the egress proxy)",
+		Probe: "catalog N01-N17", Oracle: "fake internet/DNS/proxy logs", Control: "—", Source: "N01-N17",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			return Outcome{NotApplicable: "needs the egress proxy and a fake internet (not built yet)"}
+		},
+	}}
+}
+
+func (e *Env) fxHits() (int64, []string) { return e.Fixture.hits() }
+
+// ---------------------------------------------------------------- X
+
+// pair runs fn with sessions A and B: concurrently (both open) and
+// sequentially (A closed before B opens). In warm mode A is the warm
+// session.
+func crossCase(id, title, probe, oracle, control, source string, plant, search string, needsLive bool) *Case {
+	return &Case{ID: id, Class: Cross, Title: title, Probe: probe, Oracle: oracle, Control: control, Source: source, Needs: NeedAPI,
+		Run: func(ctx context.Context, e *Env) Outcome {
+			canA := randHex(16) // session A's secret: B must not see it
+			plantCmd := "A=" + canA + "; " + plant
+			e.Sh(ctx, plantCmd)
+			self := e.Sh(ctx, "A=; "+search)
+			var ctl []string
+			if strings.Contains(self.Text, canA) {
+				ctl = append(ctl, "A finds its own secret")
+			}
+			var bad []string
+			// concurrent
+			b, wsB, err := e.OpenSession(ctx, nil)
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			if o := e.ShIn(ctx, b, wsB, "A=; "+search, 20*time.Second); strings.Contains(o.Text, canA) {
+				bad = append(bad, "concurrent B sees A's secret")
+			}
+			_ = e.CloseSession(b)
+			if needsLive {
+				return verdict(bad, ctl)
+			}
+			// sequential: a separate A, closed, then B
+			a2, wsA2, err := e.OpenSession(ctx, nil)
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			e.ShIn(ctx, a2, wsA2, plantCmd, 20*time.Second)
+			_ = e.CloseSession(a2)
+			b2, wsB2, err := e.OpenSession(ctx, nil)
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			if o := e.ShIn(ctx, b2, wsB2, "A=; "+search, 20*time.Second); strings.Contains(o.Text, canA) {
+				bad = append(bad, "B after A's teardown sees A's secret")
+			}
+			return verdict(bad, ctl)
+		}}
+}
+
+func crossCases() []*Case {
+	return []*Case{
+		crossCase("X01", "shared /tmp, /dev/shm and HOME",
+			"A writes its secret to /tmp, /dev/shm, ~, ~/.cache; B lists and reads them", "B prints A's secret",
+			"A reads its own files back", "X01: netblue30/firejail#770; anthropics/claude-code#64182",
+			`echo $A > /tmp/xs-$T; echo $A > /dev/shm/xs-$T; echo $A > ~/xs-$T; mkdir -p ~/.cache && echo $A > ~/.cache/xs-$T`,
+			`cat /tmp/xs-* /dev/shm/xs-* ~/xs-* ~/.cache/xs-* 2>/dev/null; ls -la /tmp /dev/shm ~`, false),
+		crossCase("X04", "process visibility, environ and signals across sessions",
+			"A starts `sleep` with its secret in argv and environment (setsid, survives the call); B scans /proc, reads environ, sends SIGSTOP",
+			"B prints A's secret or stops A's process", "A sees its own process", "X04: Landlock LANDLOCK_SCOPE_SIGNAL; sandbox-runtime pid test",
+			`X=$A setsid bash -c 'exec -a "rt-$X" sleep 30' >/dev/null 2>&1 </dev/null & sleep 0.2`,
+			`for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; tr '\0' ' ' <$p/environ; echo; done 2>/dev/null; for p in $(pgrep -f rt-); do kill -STOP $p && echo STOPPED $p; done`, true),
+		crossCase("X05", "leftovers after teardown (files, SysV IPC, POSIX mqueue)",
+			"A writes its secret in /tmp, /dev/shm, HOME and a SysV segment (python3 sysv via /dev/shm fallback); A closed; B searches",
+			"B prints A's secret", "A finds its own secret", "X05: containers/bubblewrap#88; multikernel/sandlock#251",
+			`echo $A > /tmp/x5-$T; echo $A > /dev/shm/x5-$T; echo $A > ~/x5-$T; python3 -c "import sys,mmap,os
+import ctypes;L=ctypes.CDLL(None);k=0x5252;i=L.shmget(k,4096,0o1666);p=L.shmat(i,0,0);ctypes.memmove(p,sys.argv[1].encode(),32)" $A 2>&1`,
+			`grep -rs . /tmp /dev/shm ~ 2>/dev/null | head -50; ipcs -m 2>&1; python3 -c "import ctypes;L=ctypes.CDLL(None);L.shmat.restype=ctypes.c_void_p;i=L.shmget(0x5252,4096,0);p=L.shmat(i,0,0);print(ctypes.string_at(p,32) if i>=0 and p not in (None,2**64-1) else 'no shm')" 2>&1`, false),
+		{
+			ID: "X08", Class: Cross, Title: "daemons started in one session reachable from another (abstract, pathname, loopback TCP)", Needs: NeedAPI,
+			Probe: "A listens on @name, /tmp/sock and 127.0.0.1:port; B connects to all three", Oracle: "B connects, or A's listener logs B's bytes",
+			Control: "A connects to its own listeners", Source: "X08: kirodotdev/KiroCrew#5883; catalog 0.6 (abstract sockets per netns)",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				name := "rt-" + e.Tag
+				port := "47" + strconv.Itoa(100+int(e.Tag[len(e.Tag)-1])%100)
+				e.Sh(ctx, fmt.Sprintf(`for l in "abstract %s" "unix /tmp/%s.sock" "tcp 127.0.0.1:%s"; do setsid "$P" redteam probe listen $l /tmp/%s.log >/dev/null 2>&1 </dev/null & done; sleep 0.3`, name, name, port, name))
+				connect := fmt.Sprintf(`"$P" redteam probe connect abstract %s; "$P" redteam probe connect unix /tmp/%s.sock; "$P" redteam probe connect tcp 127.0.0.1:%s`, name, name, port)
+				ctl := e.Sh(ctx, connect+"; sleep 0.2; cat /tmp/"+name+".log")
+				b, wsB, err := e.OpenSession(ctx, nil)
+				if err != nil {
+					return Outcome{CouldNotRun: err.Error()}
+				}
+				bo := e.ShIn(ctx, b, wsB, connect, 20*time.Second)
+				after := e.Sh(ctx, "sleep 0.2; wc -l < /tmp/"+name+".log; pkill -f 'probe listen' ; true")
+				var bad []string
+				bad = append(bad, bo.OKs()...)
+				if n := strings.Fields(after.Text); len(n) > 0 && n[0] != "3" && n[0] != "0" {
+					bad = append(bad, "A's listener log has "+n[0]+" lines (3 from its own control)")
+				}
+				return verdict(bad, filter(ctl.OKs(), contains("send")))
+			},
+		},
+		{
+			ID: "X07", Class: Cross, Title: "another session's proxy/broker endpoint", Probe: "CONNECT through B's proxy", Oracle: "B's proxy serves A",
+			Control: "—", Source: "X07: sandbox-runtime socks-unauthenticated-probe.test.ts",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				return Outcome{NotApplicable: "needs the egress proxy (not built yet)"}
+			},
+		},
+	}
+}
+
+// ---------------------------------------------------------------- D
+
+// latencyDuring runs load in one session and, meanwhile, a trivial call
+// in a second session every 200 ms; it returns the worst latency seen.
+func latencyDuring(ctx context.Context, e *Env, load func()) (time.Duration, int, error) {
+	s2, ws2, err := e.OpenSession(ctx, nil)
+	if err != nil {
+		return 0, 0, err
+	}
+	if _, err := s2.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil {
+		return 0, 0, err
+	}
+	_ = ws2
+	done := make(chan struct{})
+	var worst time.Duration
+	var n int
+	var wg sync.WaitGroup
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for last := false; !last; {
+			select {
+			case <-done:
+				last = true // one more call right after the load
+			case <-time.After(100 * time.Millisecond):
+			}
+			t0 := time.Now()
+			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
+			_, err := s2.Exec(cctx, sandbox.ExecRequest{Command: "echo ok", Timeout: 15 * time.Second})
+			cancel()
+			d := time.Since(t0)
+			if err != nil {
+				d = 20 * time.Second
+			}
+			if d > worst {
+				worst = d
+			}
+			n++
+		}
+	}()
+	load()
+	close(done)
+	wg.Wait()
+	return worst, n, nil
+}
+
+// Bound is the latency a second session's trivial call must stay under
+// while a containment case runs.
+const Bound = 2 * time.Second
+
+func dosCase(id, title, probe, oracle, control, source string, needs Needs, pol func() *policy.Policy, cmd string, timeout time.Duration, fired func(o Obs) bool) *Case {
+	return &Case{ID: id, Class: Denial, Title: title, Probe: probe, Oracle: oracle, Control: control, Source: source, Needs: needs | NeedAPI, Policy: pol, FreshOnly: true,
+		Run: func(ctx context.Context, e *Env) Outcome {
+			var a Obs
+			worst, n, err := latencyDuring(ctx, e, func() { a = e.ShIn(ctx, e.S, e.WS, cmd, timeout) })
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			var bad []string
+			if worst > Bound || n == 0 {
+				bad = append(bad, fmt.Sprintf("second session's call took %s (bound %s, %d calls)", worst, Bound, n))
+			}
+			// The session must still answer after the load.
+			after := e.Sh(ctx, "echo alive")
+			if !strings.Contains(after.Text, "alive") {
+				bad = append(bad, "the attacked session no longer answers: "+after.Text)
+			}
+			var ctl []string
+			if fired(a) {
+				ctl = append(ctl, "the load ran into its limit")
+			}
+			o := verdict(bad, ctl)
+			if !o.Control {
+				o.ControlEvidence = "load did not reach a limit: " + tail(a.Text, 300)
+			}
+			o.Metrics = map[string]string{"worst_second_session_latency": worst.Round(time.Millisecond).String(), "bound": Bound.String(), "calls": strconv.Itoa(n), "load_took": a.Took.Round(time.Millisecond).String()}
+			return o
+		}}
+}
+
+func tail(s string, n int) string {
+	if len(s) > n {
+		return s[len(s)-n:]
+	}
+	return s
+}
+
+func denialCases() []*Case {
+	small := withLimits(func(p *policy.Policy) {
+		p.Limits.Memory = 256 << 20
+		p.Limits.Pids = 256
+		p.Limits.Tmp = 64 << 20
+		p.Limits.Home = 64 << 20
+		p.Limits.Output = 4 << 20
+	})
+	return []*Case{
+		dosCase("D01", "fork bomb", "shell fork bomb for 4 s (timeout) in a session with pids 256",
+			"a second session's trivial call exceeds the bound, or the attacked session stops answering",
+			"the bomb hits the pids limit (limit event / fork failures)", "D01: nsjail rlimit_nproc, NVIDIA/OpenShell PR#2942", 0, small,
+			`f() { f | f & }; f; sleep 10`, 4*time.Second,
+			func(o Obs) bool {
+				return strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork")
+			}),
+		dosCase("D02", "memory exhaustion (cgroup)", "touch 64 MiB chunks until stopped, memory limit 256 MiB",
+			"second session's call exceeds the bound, or the attacked session stops answering", "the allocation is stopped (OOM kill / ENOMEM)",
+			"D02: python-discord/snekbox PR#81", NeedRoot, small, `"$P" redteam probe alloc 1s`, 20*time.Second,
+			func(o Obs) bool {
+				return strings.Contains(o.Text, "memory") || strings.Contains(o.Text, "signal=SIGKILL") || strings.Contains(o.Text, "stopped at")
+			}),
+		dosCase("D03", "disk fill of /tmp and HOME (tmpfs sizes)", "dd /dev/zero into /tmp and ~ until full (64 MiB each)",
+			"second session's call exceeds the bound, or the attacked session stops answering", "dd stops with ENOSPC",
+			"D03: nsjail rlimit_fsize; inspect_ai PR#781", 0, small, `dd if=/dev/zero of=/tmp/fill bs=1M 2>&1 | tail -3; dd if=/dev/zero of=$HOME/fill bs=1M 2>&1 | tail -3; df -h /tmp ~ | tail -2; rm -f /tmp/fill $HOME/fill`, 30*time.Second,
+			func(o Obs) bool {
+				return strings.Contains(o.Text, "No space left") || strings.Contains(o.Text, "100% /tmp")
+			}),
+		dosCase("D04", "output flood", "yes | head -c 256 MiB to stdout with a 4 MiB output cap",
+			"second session's call exceeds the bound, or more than the cap comes back", "the output is truncated at the cap",
+			"new (D: output cap)", 0, small, `yes cordon-redteam-output-flood | head -c 268435456`, 30*time.Second,
+			func(o Obs) bool { return o.Res != nil && o.Res.Truncated && len(o.Res.Stdout) <= 4<<20+64<<10 }),
+		dosCase("D05", "CPU burn ignoring SIGTERM past the call timeout", "4×NCPU spinning goroutines with SIGTERM ignored for 30 s, call timeout 3 s",
+			"second session's call exceeds the bound, or the burner survives the timeout", "the call times out",
+			"D05: nsjail time_limit; sandbox-runtime pid test", 0, small, `"$P" redteam probe burn 30s`, 3*time.Second,
+			func(o Obs) bool { return o.Res != nil && o.Res.TimedOut }),
+		dosCase("D07", "descriptor exhaustion", "open /dev/null until EMFILE and hold 2 s",
+			"second session's call exceeds the bound", "the probe is stopped by EMFILE",
+			"new (rlimits)", 0, small, `ulimit -n 1048576 2>/dev/null; "$P" redteam probe fds 2s`, 20*time.Second,
+			func(o Obs) bool { return strings.Contains(o.Text, "too many open files") }),
+		{
+			ID: "D06", Class: Denial, Title: "surviving teardown (setsid, double fork, nohup, traps)", Needs: NeedAPI, FreshOnly: true,
+			Probe:  "setsid -f, (… &), nohup … & disown, trap '' HUP TERM, all exec -a <marker>; then the session is closed",
+			Oracle: "a process with the marker in argv alive on the host after teardown", Control: "the same launch on the host leaves a marker process the scan finds (then killed by pid)",
+			Source: "D06: multikernel/sandlock#252, rocky-data/rocky#1491",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				cmd := `setsid -f bash -c 'exec -a "$0-1" sleep 60' "$M" </dev/null >/dev/null 2>&1; (bash -c 'exec -a "$0-2" sleep 60' "$M" </dev/null >/dev/null 2>&1 &); nohup bash -c 'trap "" HUP TERM; exec -a "$0-3" sleep 60' "$M" >/dev/null 2>&1 & echo launched`
+				e.Sh(ctx, cmd)
+				inside := e.Sh(ctx, `grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/"`)
+				// the runner closes the session and scans for $M
+				c := e.Host(ctx, `setsid -f bash -c 'exec -a "$0-ctl" sleep 60' "ctl-$M" </dev/null >/dev/null 2>&1; sleep 0.2`)
+				_ = c
+				procs := markerProcs("ctl-" + e.Marker)
+				for _, p := range procs {
+					if pid, err := strconv.Atoi(strings.Fields(p)[0]); err == nil {
+						syscallKill(pid)
+					}
+				}
+				o := verdict(nil, procs)
+				o.Metrics = map[string]string{"marker_procs_inside_before_teardown": strings.TrimSpace(strings.Split(inside.Text, "\n")[0])}
+				return o
+			},
+		}, {
+			ID: "D08", Class: Denial, Title: "surviving supervisor death", Needs: NeedAPI, FreshOnly: true,
+			Probe: "setsid/trap survivors, then the harness SIGKILLs the session's supervisor", Oracle: "a marker process alive 2 s after the supervisor's death",
+			Control: "the survivors were alive inside before the kill", Source: "D08: gadievron/raptor PR#786",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				before := children()
+				s, ws, err := e.OpenSession(ctx, nil)
+				if err != nil {
+					return Outcome{CouldNotRun: err.Error()}
+				}
+				var sup []int
+				for p := range children() {
+					if !before[p] {
+						sup = append(sup, p)
+					}
+				}
+				e.ShIn(ctx, s, ws, `trap '' HUP TERM; setsid -f bash -c 'exec -a "$0-1" sleep 60' "$M" </dev/null >/dev/null 2>&1; nohup bash -c 'exec -a "$0-2" sleep 60' "$M" >/dev/null 2>&1 &`, 10*time.Second)
+				in := e.ShIn(ctx, s, ws, `grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/"`, 10*time.Second)
+				if len(sup) != 1 {
+					return Outcome{CouldNotRun: fmt.Sprintf("found %d new supervisor processes", len(sup))}
+				}
+				syscallKill(sup[0])
+				time.Sleep(2 * time.Second)
+				var bad []string
+				bad = append(bad, markerProcs(e.Marker)...)
+				var ctl []string
+				if n := strings.TrimSpace(strings.Split(in.Text, "\n")[0]); n != "0" && n != "" {
+					ctl = append(ctl, n+" survivors alive inside before the kill")
+				}
+				return verdict(bad, ctl)
+			},
+		}, {
+			ID: "D09", Class: Denial, Title: "per-uid kernel limits shared with the host user (inotify)", Needs: NeedAPI, FreshOnly: true,
+			Probe: "create inotify instances until refused and hold them 2 s", Oracle: "meanwhile the host user (harness) cannot create an inotify instance",
+			Control: "the probe inside is stopped by the per-user limit", Source: "D09: Sanne/incus-spawn PR#570; NixOS/nixpkgs#36214",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				done := make(chan Obs)
+				go func() { done <- e.Sh(ctx, `"$P" redteam probe inotify 2s`) }()
+				time.Sleep(1200 * time.Millisecond)
+				hostErr := inotifyOnce()
+				a := <-done
+				var bad []string
+				if hostErr != nil {
+					bad = append(bad, "host inotify_init failed during the attack: "+hostErr.Error())
+				}
+				var ctl []string
+				if strings.Contains(a.Text, "stopped by") {
+					ctl = append(ctl, "inside stopped by a limit")
+				}
+				return verdict(bad, ctl)
+			},
+		},
+	}
+}
+
+// children returns the pids whose parent is this process.
+func children() map[int]bool {
+	out := map[int]bool{}
+	me := strconv.Itoa(os.Getpid())
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
+		if err != nil {
+			continue
+		}
+		s := string(b)
+		i := strings.LastIndexByte(s, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(s[i+1:])
+		if len(f) > 1 && f[1] == me {
+			if p, err := strconv.Atoi(e.Name()); err == nil {
+				out[p] = true
+			}
+		}
+	}
+	return out
+}

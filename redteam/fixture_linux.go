@@ -1,0 +1,398 @@
+package redteam
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+)
+
+// Canaries are the run's secrets: fresh random values, planted on the
+// host, that must never appear in anything a session returns.
+type Canaries struct {
+	File  string // credential files in the fake host home
+	Env   string // environment of the harness (and of a host decoy)
+	Argv  string // argv of a host decoy process
+	Root  string // a root-only 0600 file in /etc (root runs)
+	Other string // a 0600 file of another uid in /etc (root runs)
+	Agent string // behind the SSH_AUTH_SOCK the harness sets
+}
+
+func (c *Canaries) all() map[string]string {
+	return map[string]string{"file": c.File, "env": c.Env, "argv": c.Argv, "root": c.Root, "other": c.Other, "agent": c.Agent}
+}
+
+// Leak names the canaries found in text.
+func (c *Canaries) Leak(text string) []string {
+	var found []string
+	for name, v := range c.all() {
+		if v != "" && strings.Contains(text, v) {
+			found = append(found, name)
+		}
+	}
+	sort.Strings(found)
+	return found
+}
+
+func randHex(n int) string {
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		panic(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+// credFiles are where C-FILE lives under the fake home.
+var credFiles = []string{".ssh/id_canary", ".aws/credentials", ".netrc", ".config/gh/hosts.yml",
+	".docker/config.json", ".kube/config", ".git-credentials", ".bash_history"}
+
+// Listener records every byte a host listener receives.
+type Listener struct {
+	Network, Addr string
+	hits          atomic.Int64
+	mu            sync.Mutex
+	got           []string
+	close         func()
+}
+
+// Hits returns how many connections or datagrams arrived, and what.
+func (l *Listener) Hits() (int64, []string) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.hits.Load(), append([]string(nil), l.got...)
+}
+
+func (l *Listener) record(b []byte) {
+	l.hits.Add(1)
+	l.mu.Lock()
+	if len(l.got) < 8 {
+		l.got = append(l.got, fmt.Sprintf("%q", b))
+	}
+	l.mu.Unlock()
+}
+
+func (l *Listener) serveStream(ln net.Listener, reply string) {
+	for {
+		c, err := ln.Accept()
+		if err != nil {
+			return
+		}
+		go func() {
+			defer c.Close()
+			if reply != "" {
+				_, _ = io.WriteString(c, reply)
+			}
+			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+			b, _ := io.ReadAll(io.LimitReader(c, 4096))
+			l.record(b)
+		}()
+	}
+}
+
+func listenStream(network, addr, reply string) (*Listener, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{Network: network, Addr: ln.Addr().String(), close: func() { ln.Close() }}
+	go l.serveStream(ln, reply)
+	return l, nil
+}
+
+func listenUDP(addr string) (*Listener, error) {
+	pc, err := net.ListenPacket("udp", addr)
+	if err != nil {
+		return nil, err
+	}
+	l := &Listener{Network: "udp", Addr: pc.LocalAddr().String(), close: func() { pc.Close() }}
+	go func() {
+		buf := make([]byte, 4096)
+		for {
+			n, _, err := pc.ReadFrom(buf)
+			if err != nil {
+				return
+			}
+			l.record(buf[:n])
+		}
+	}()
+	return l, nil
+}
+
+// Fixture is everything the harness plants on the host for one run, and
+// removes afterwards.
+type Fixture struct {
+	C     Canaries
+	Base  string // the run's temp dir (removed at the end)
+	H     string // the fake host home
+	Root  bool
+	Probe string // this executable
+
+	RootFile, OtherFile string // /etc files (root runs)
+	EtcSock             string // a world-connectable socket in /etc (root runs)
+	HiddenSock          string // a socket in the run dir, absent from the view
+	AgentSock           string // SSH_AUTH_SOCK
+	Abstract            string // abstract socket name in the host netns
+
+	TCP, UDP, Any, Unix, Etc, Abs, Agent *Listener
+
+	Decoy *exec.Cmd // host process with canaries in argv and environment
+
+	env     map[string]*string // previous values of the variables we set
+	cleanup []func()
+}
+
+// setupFixture plants the canaries and starts the listeners.
+func setupFixture() (f *Fixture, err error) {
+	f = &Fixture{Root: os.Geteuid() == 0, env: map[string]*string{}}
+	defer func() {
+		if err != nil {
+			f.Close()
+			f = nil
+		}
+	}()
+	f.C = Canaries{File: randHex(16), Env: randHex(16), Argv: randHex(16), Agent: randHex(16)}
+	if f.Probe, err = os.Executable(); err != nil {
+		return f, err
+	}
+	if f.Base, err = os.MkdirTemp("", "cordon-redteam-"); err != nil {
+		return f, err
+	}
+	f.cleanup = append(f.cleanup, func() { os.RemoveAll(f.Base) })
+	if err = os.Chmod(f.Base, 0o755); err != nil {
+		return f, err
+	}
+	f.H = filepath.Join(f.Base, "home")
+	for _, p := range credFiles {
+		full := filepath.Join(f.H, p)
+		if err = os.MkdirAll(filepath.Dir(full), 0o700); err != nil {
+			return f, err
+		}
+		if err = os.WriteFile(full, []byte("secret = "+f.C.File+"\n"), 0o600); err != nil {
+			return f, err
+		}
+	}
+	for _, p := range []string{".bashrc", ".profile", ".gitconfig"} {
+		if err = os.WriteFile(filepath.Join(f.H, p), []byte("# host dotfile\n"), 0o644); err != nil {
+			return f, err
+		}
+	}
+	// A fake module cache: the default policy binds ~/go/pkg/mod
+	// read-only into every session.
+	if err = os.MkdirAll(filepath.Join(f.H, "go/pkg/mod/cache"), 0o755); err != nil {
+		return f, err
+	}
+	if err = os.Chmod(f.H, 0o755); err != nil { // the module cache under it must be walkable
+		return f, err
+	}
+	if f.Root {
+		tag := randHex(6)
+		f.C.Root, f.C.Other = randHex(16), randHex(16)
+		f.RootFile = "/etc/cordon-redteam-root-" + tag
+		f.OtherFile = "/etc/cordon-redteam-other-" + tag
+		f.cleanup = append(f.cleanup, func() { os.Remove(f.RootFile); os.Remove(f.OtherFile) })
+		if err = os.WriteFile(f.RootFile, []byte(f.C.Root+"\n"), 0o600); err != nil {
+			return f, err
+		}
+		if err = os.WriteFile(f.OtherFile, []byte(f.C.Other+"\n"), 0o600); err != nil {
+			return f, err
+		}
+		if err = os.Chown(f.OtherFile, 54321, 54321); err != nil {
+			return f, err
+		}
+		f.EtcSock = "/etc/cordon-redteam-" + tag + ".sock"
+		f.cleanup = append(f.cleanup, func() { os.Remove(f.EtcSock) })
+		if f.Etc, err = listenStream("unix", f.EtcSock, ""); err != nil {
+			return f, err
+		}
+		f.cleanup = append(f.cleanup, f.Etc.close)
+		if err = os.Chmod(f.EtcSock, 0o666); err != nil { // like /run/dbus/system_bus_socket
+			return f, err
+		}
+	}
+	listeners := []struct {
+		l             **Listener
+		network, addr string
+		reply         string
+	}{
+		{&f.TCP, "tcp", "127.0.0.1:0", ""},
+		{&f.Any, "tcp", ":0", ""},
+	}
+	f.HiddenSock = filepath.Join(f.Base, "daemon.sock")
+	f.Abstract = "cordon-redteam-" + randHex(8)
+	agentDir := filepath.Join(f.Base, "agent")
+	if err = os.Mkdir(agentDir, 0o755); err != nil {
+		return f, err
+	}
+	f.AgentSock = filepath.Join(agentDir, "agent.sock")
+	listeners = append(listeners,
+		struct {
+			l             **Listener
+			network, addr string
+			reply         string
+		}{&f.Unix, "unix", f.HiddenSock, ""},
+		struct {
+			l             **Listener
+			network, addr string
+			reply         string
+		}{&f.Abs, "unix", "@" + f.Abstract, ""},
+		struct {
+			l             **Listener
+			network, addr string
+			reply         string
+		}{&f.Agent, "unix", f.AgentSock, "ssh-ed25519 AAAA " + f.C.Agent + "\n"},
+	)
+	for _, l := range listeners {
+		if *l.l, err = listenStream(l.network, l.addr, l.reply); err != nil {
+			return f, err
+		}
+		f.cleanup = append(f.cleanup, (*l.l).close)
+		if l.network == "unix" && !strings.HasPrefix(l.addr, "@") {
+			_ = os.Chmod(l.addr, 0o666)
+		}
+	}
+	if f.UDP, err = listenUDP("127.0.0.1:0"); err != nil {
+		return f, err
+	}
+	f.cleanup = append(f.cleanup, f.UDP.close)
+
+	f.setenv("CORDON_REDTEAM_SECRET", f.C.Env)
+	f.setenv("AWS_SECRET_ACCESS_KEY", f.C.Env)
+	f.setenv("GITHUB_TOKEN", f.C.Env)
+	f.setenv("SSH_AUTH_SOCK", f.AgentSock)
+	f.setenv("HOME", f.H)
+
+	f.Decoy = exec.Command("/bin/sleep", "600")
+	f.Decoy.Args[0] = "cordon-redteam-decoy-" + f.C.Argv
+	f.Decoy.Env = []string{"DECOY_SECRET=" + f.C.Env}
+	f.Decoy.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err = f.Decoy.Start(); err != nil {
+		return f, err
+	}
+	f.cleanup = append(f.cleanup, func() { _ = f.Decoy.Process.Kill(); _ = f.Decoy.Wait() })
+	return f, nil
+}
+
+func (f *Fixture) setenv(k, v string) {
+	if _, done := f.env[k]; !done {
+		if old, ok := os.LookupEnv(k); ok {
+			f.env[k] = &old
+		} else {
+			f.env[k] = nil
+		}
+	}
+	os.Setenv(k, v)
+}
+
+// Close removes everything the fixture planted, in reverse order.
+func (f *Fixture) Close() {
+	for k, v := range f.env {
+		if v == nil {
+			os.Unsetenv(k)
+		} else {
+			os.Setenv(k, *v)
+		}
+	}
+	for i := len(f.cleanup) - 1; i >= 0; i-- {
+		f.cleanup[i]()
+	}
+	f.cleanup = nil
+}
+
+// hits sums what every host listener has received.
+func (f *Fixture) hits() (int64, []string) {
+	var n int64
+	var got []string
+	for _, l := range []*Listener{f.TCP, f.UDP, f.Any, f.Unix, f.Etc, f.Abs, f.Agent} {
+		if l == nil {
+			continue
+		}
+		h, g := l.Hits()
+		n += h
+		for _, x := range g {
+			got = append(got, l.Network+" "+l.Addr+": "+x)
+		}
+	}
+	return n, got
+}
+
+// homeManifest is the fake home's files with size and mtime: any change
+// during an attack is a write outside the workspace.
+func homeManifest(h string) map[string]string {
+	m := map[string]string{}
+	_ = filepath.Walk(h, func(p string, fi os.FileInfo, err error) error {
+		if err != nil {
+			return nil
+		}
+		m[p] = fmt.Sprintf("%v %d %d", fi.Mode(), fi.Size(), fi.ModTime().UnixNano())
+		return nil
+	})
+	return m
+}
+
+func manifestDiff(a, b map[string]string) []string {
+	var d []string
+	for k, v := range b {
+		if a[k] != v {
+			d = append(d, k)
+		}
+	}
+	for k := range a {
+		if _, ok := b[k]; !ok {
+			d = append(d, k+" (removed)")
+		}
+	}
+	sort.Strings(d)
+	return d
+}
+
+// markerProcs returns host processes whose argv contains marker.
+func markerProcs(marker string) []string {
+	var out []string
+	ents, _ := os.ReadDir("/proc")
+	for _, e := range ents {
+		if e.Name()[0] < '0' || e.Name()[0] > '9' {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/cmdline")
+		if err != nil {
+			continue
+		}
+		if strings.Contains(string(b), marker) {
+			out = append(out, e.Name()+" "+strings.ReplaceAll(string(b), "\x00", " "))
+		}
+	}
+	return out
+}
+
+// copyProbe copies this executable into dir/.rt/probe (a copy, never a
+// link: the session may write its workspace).
+func copyProbe(src, ws string) (string, error) {
+	dst := filepath.Join(ws, ".rt", "probe")
+	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
+		return "", err
+	}
+	in, err := os.Open(src)
+	if err != nil {
+		return "", err
+	}
+	defer in.Close()
+	out, err := os.OpenFile(dst, os.O_CREATE|os.O_WRONLY|os.O_TRUNC, 0o755)
+	if err != nil {
+		return "", err
+	}
+	if _, err := io.Copy(out, in); err != nil {
+		out.Close()
+		return "", err
+	}
+	return dst, out.Close()
+}

@@ -1,0 +1,401 @@
+package redteam
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/cordon-sandbox/cordon/policy"
+	"github.com/cordon-sandbox/cordon/sandbox"
+)
+
+// Env is what a case run gets: the fixture, a session (or the wrap
+// prefix) and helpers that record everything the sandbox returns.
+type Env struct {
+	*Fixture
+	Mode    string // "fresh", "warm" or "wrap"
+	WS      string // the session's workspace (the same path inside)
+	P       string // the probe executable, inside and on the host
+	Marker  string // non-secret; argv of probes that must not survive
+	Tag     string // unique name part for files of this run
+	S       *sandbox.Session
+	wrap    []string
+	r       *runner
+	mu      sync.Mutex
+	seen    []string // everything the sandbox returned
+	extra   []*sandbox.Session
+	extraWS []string
+}
+
+// Obs is what one call returned.
+type Obs struct {
+	Text string // stdout, stderr, error and denials, as one text
+	Res  *sandbox.ExecResult
+	Err  error
+	Took time.Duration
+}
+
+func (o Obs) String() string { return o.Text }
+
+// Has reports whether the output has a line starting with "OK " that
+// contains what.
+func (o Obs) OKs() []string {
+	var out []string
+	for _, l := range strings.Split(o.Text, "\n") {
+		if strings.HasPrefix(l, "OK ") {
+			out = append(out, strings.TrimPrefix(l, "OK "))
+		}
+	}
+	return out
+}
+
+func (e *Env) record(s string) {
+	e.mu.Lock()
+	e.seen = append(e.seen, s)
+	e.mu.Unlock()
+}
+
+// Wrapped reports whether the run goes through --wrap.
+func (e *Env) Wrapped() bool { return e.wrap != nil }
+
+// vars is the shell prelude: non-secret parameters only.
+func (e *Env) vars(ws string) string {
+	return fmt.Sprintf("P=%s; H=%s; WS=%s; M=%s; T=%s; ", shq(e.P), shq(e.H), shq(ws), shq(e.Marker), shq(e.Tag))
+}
+
+func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// Sh runs shell text in the session (or under the wrap prefix), with
+// $P $H $WS $M $T set.
+func (e *Env) Sh(ctx context.Context, cmd string) Obs {
+	return e.ShIn(ctx, e.S, e.WS, cmd, 30*time.Second)
+}
+
+// ShIn runs shell text in the given session.
+func (e *Env) ShIn(ctx context.Context, s *sandbox.Session, ws, cmd string, timeout time.Duration) Obs {
+	text := e.vars(ws) + cmd
+	t0 := time.Now()
+	var o Obs
+	if e.wrap != nil {
+		ctx, cancel := context.WithTimeout(ctx, timeout)
+		defer cancel()
+		argv := append(append([]string(nil), e.wrap...), "/bin/sh", "-c", text)
+		c := exec.CommandContext(ctx, argv[0], argv[1:]...)
+		c.Dir = ws
+		out, err := c.CombinedOutput()
+		o = Obs{Text: string(out), Err: err}
+		if err != nil {
+			o.Text += "\nerror: " + err.Error()
+		}
+	} else {
+		res, err := s.Exec(ctx, sandbox.ExecRequest{Command: text, Timeout: timeout})
+		o = Obs{Res: res, Err: err}
+		o.Text = describe(res, err)
+	}
+	o.Took = time.Since(t0)
+	e.record(o.Text)
+	return o
+}
+
+func describe(res *sandbox.ExecResult, err error) string {
+	var b strings.Builder
+	if res != nil {
+		b.Write(res.Stdout)
+		b.WriteString("\n")
+		b.Write(res.Stderr)
+		if len(res.Denials) > 0 {
+			j, _ := json.Marshal(res.Denials)
+			b.WriteString("\ndenials: ")
+			b.Write(j)
+		}
+		fmt.Fprintf(&b, "\nexit=%d signal=%s limit=%s", res.ExitCode, res.Signal, res.Limit)
+	}
+	if err != nil {
+		b.WriteString("\nerror: " + err.Error())
+		var se *sandbox.Error
+		if errors.As(err, &se) && len(se.Denials) > 0 {
+			j, _ := json.Marshal(se.Denials)
+			b.WriteString("\ndenials: ")
+			b.Write(j)
+		}
+	}
+	return b.String()
+}
+
+// Tool records a file-tool result (data and error) as returned text.
+func (e *Env) Tool(what string, data []byte, err error) string {
+	s := what + ": " + string(data)
+	if err != nil {
+		s += " error: " + err.Error()
+		var se *sandbox.Error
+		if errors.As(err, &se) {
+			j, _ := json.Marshal(se.Denials)
+			s += " denials: " + string(j)
+		}
+	}
+	e.record(s)
+	return s
+}
+
+// Host runs shell text on the host as the harness user (a control),
+// with the harness's environment; nothing it prints is counted as a
+// leak.
+func (e *Env) Host(ctx context.Context, cmd string) Obs {
+	return e.HostAs(ctx, nil, cmd)
+}
+
+// HostAs runs shell text on the host with an argv prefix (setpriv, ...).
+func (e *Env) HostAs(ctx context.Context, prefix []string, cmd string) Obs {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	argv := append(append([]string(nil), prefix...), "/bin/sh", "-c", e.vars(e.WS)+cmd)
+	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	c.Dir = e.WS
+	t0 := time.Now()
+	out, err := c.CombinedOutput()
+	o := Obs{Text: string(out), Err: err, Took: time.Since(t0)}
+	if err != nil {
+		o.Text += "\nerror: " + err.Error()
+	}
+	return o
+}
+
+// OpenSession opens another session (cross-session and containment
+// cases) on a fresh workspace; the runner closes it.
+func (e *Env) OpenSession(ctx context.Context, pol *policy.Policy) (*sandbox.Session, string, error) {
+	ws, err := e.r.workspace("extra")
+	if err != nil {
+		return nil, "", err
+	}
+	s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws, Policy: pol})
+	if err != nil {
+		return nil, "", err
+	}
+	e.extra = append(e.extra, s)
+	e.extraWS = append(e.extraWS, ws)
+	return s, ws, nil
+}
+
+// CloseSession closes a session opened with OpenSession now.
+func (e *Env) CloseSession(s *sandbox.Session) error {
+	for i, x := range e.extra {
+		if x == s {
+			e.extra = append(e.extra[:i], e.extra[i+1:]...)
+		}
+	}
+	return s.Close()
+}
+
+type runner struct {
+	cfg  Config
+	fx   *Fixture
+	warm *sandbox.Session
+	wsN  int
+}
+
+func (r *runner) workspace(kind string) (string, error) {
+	r.wsN++
+	ws := filepath.Join(r.fx.Base, fmt.Sprintf("ws-%d-%s", r.wsN, kind))
+	if err := os.Mkdir(ws, 0o755); err != nil {
+		return "", err
+	}
+	if _, err := copyProbe(r.fx.Probe, ws); err != nil {
+		return "", err
+	}
+	return ws, nil
+}
+
+// Select returns the cases cfg selects, in catalog order.
+func Select(cfg Config) []*Case {
+	var out []*Case
+	for _, c := range Cases() {
+		if len(cfg.Classes) > 0 && !hasClass(cfg.Classes, c.Class) {
+			continue
+		}
+		if len(cfg.Cases) > 0 && !hasString(cfg.Cases, c.ID) {
+			continue
+		}
+		out = append(out, c)
+	}
+	return out
+}
+
+func hasClass(l []Class, c Class) bool {
+	for _, x := range l {
+		if x == c {
+			return true
+		}
+	}
+	return false
+}
+
+func hasString(l []string, s string) bool {
+	for _, x := range l {
+		if strings.EqualFold(x, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// Run runs the selected cases and returns the report. An error means the
+// harness itself could not start.
+func Run(ctx context.Context, cfg Config) (*Report, error) {
+	t0 := time.Now()
+	fx, err := setupFixture()
+	if err != nil {
+		return nil, fmt.Errorf("setting up the fixture: %w", err)
+	}
+	defer fx.Close()
+	r := &runner{cfg: cfg, fx: fx}
+	rep := &Report{Root: fx.Root, Wrap: strings.Join(cfg.Wrap, " ")}
+	modes := []string{"fresh", "warm"}
+	if len(cfg.Wrap) > 0 {
+		modes = []string{"wrap"}
+	} else {
+		ws, err := r.workspace("warm")
+		if err != nil {
+			return nil, err
+		}
+		r.warm, err = sandbox.Open(ctx, sandbox.Options{Workspace: ws})
+		if err != nil {
+			return nil, fmt.Errorf("opening the warm session: %w", err)
+		}
+		defer r.warm.Close()
+		// The warm session has run calls before the cases come.
+		for _, c := range []string{"echo warm > warm.txt", "ls -la /", "cat warm.txt; sleep 0.1 &"} {
+			if _, err := r.warm.Exec(ctx, sandbox.ExecRequest{Command: c}); err != nil {
+				return nil, fmt.Errorf("warming the session: %w", err)
+			}
+		}
+	}
+	for _, c := range Select(cfg) {
+		for _, mode := range modes {
+			if mode == "warm" && c.FreshOnly {
+				continue
+			}
+			res := r.runCase(ctx, c, mode)
+			rep.Results = append(rep.Results, res)
+			if cfg.Progress != nil {
+				fmt.Fprintf(cfg.Progress, "%-4s %-5s %-16s %s (%s)\n", res.ID, res.Mode, res.Status, res.Title, res.Duration.Round(time.Millisecond))
+			}
+		}
+	}
+	rep.Duration = time.Since(t0)
+	rep.score()
+	return rep, nil
+}
+
+func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result) {
+	t0 := time.Now()
+	res = Result{ID: c.ID, Class: c.Class, Title: c.Title, Mode: mode}
+	defer func() { res.Duration = time.Since(t0) }()
+	if mode == "wrap" && c.Needs&NeedAPI != 0 {
+		res.Status, res.Reason = NotApplicable, "needs cordon's API (file tools, sessions, teardown)"
+		return res
+	}
+	if c.Needs&NeedRoot != 0 && !r.fx.Root {
+		res.Status, res.Reason = NotApplicable, "the fixture needs host root"
+		return res
+	}
+	e := &Env{Fixture: r.fx, Mode: mode, r: r, Marker: "cordonrt-" + randHex(6), Tag: strings.ToLower(c.ID) + "-" + randHex(4)}
+	var err error
+	switch mode {
+	case "warm":
+		e.S, e.WS = r.warm, r.warm.Workspace()
+	default:
+		if e.WS, err = r.workspace(strings.ToLower(c.ID)); err != nil {
+			res.Status, res.Reason = CouldNotRun, "workspace: "+err.Error()
+			return res
+		}
+		if mode == "wrap" {
+			e.wrap = r.cfg.Wrap
+			break
+		}
+		var pol *policy.Policy
+		if c.Policy != nil {
+			pol = c.Policy()
+		}
+		if e.S, err = sandbox.Open(ctx, sandbox.Options{Workspace: e.WS, Policy: pol}); err != nil {
+			res.Status, res.Reason = CouldNotRun, "opening the session: "+err.Error()
+			return res
+		}
+	}
+	e.P = filepath.Join(e.WS, ".rt", "probe")
+	before := homeManifest(r.fx.H)
+	hitsBefore, _ := r.fx.hits()
+
+	o := func() (o Outcome) {
+		defer func() {
+			if p := recover(); p != nil {
+				o = Outcome{CouldNotRun: fmt.Sprintf("case panicked: %v", p)}
+			}
+		}()
+		return c.Run(ctx, e)
+	}()
+
+	// Teardown: the case's sessions end here (the warm one lives on).
+	for _, s := range e.extra {
+		_ = s.Close()
+	}
+	if mode == "fresh" && e.S != nil {
+		if err := e.S.Close(); err != nil && o.CouldNotRun == "" && !c.FreshOnly {
+			o.CouldNotRun = "closing the session: " + err.Error()
+		}
+	}
+	// The oracles every case shares: a canary in anything returned, a
+	// write in the host home, a byte at a host listener that the case
+	// did not expect from its control, a marker process alive after
+	// teardown.
+	var ev []string
+	if leak := r.fx.C.Leak(strings.Join(e.seen, "\n")); len(leak) > 0 {
+		ev = append(ev, "canary in session output: "+strings.Join(leak, ","))
+	}
+	if d := manifestDiff(before, homeManifest(r.fx.H)); len(d) > 0 {
+		ev = append(ev, "host home changed: "+strings.Join(d, " "))
+	}
+	if hitsAfter, got := r.fx.hits(); hitsAfter > hitsBefore+int64(o.controlHits()) {
+		ev = append(ev, fmt.Sprintf("host listener received %d unexpected: %s", hitsAfter-hitsBefore-int64(o.controlHits()), strings.Join(got, "; ")))
+	}
+	if mode != "warm" {
+		time.Sleep(50 * time.Millisecond)
+		if p := markerProcs(e.Marker); len(p) > 0 {
+			ev = append(ev, "marker process alive after teardown: "+strings.Join(p, "; "))
+		}
+	}
+	if len(ev) > 0 {
+		o.Attacked = true
+		if o.Evidence != "" {
+			ev = append([]string{o.Evidence}, ev...)
+		}
+		o.Evidence = strings.Join(ev, " | ")
+	}
+	res.Status = o.Verdict()
+	res.Evidence, res.Control, res.Metrics = o.Evidence, o.ControlEvidence, o.Metrics
+	switch res.Status {
+	case NotApplicable:
+		res.Reason = o.NotApplicable
+	case CouldNotRun:
+		res.Reason = o.CouldNotRun
+	case Broken:
+		res.Reason = "the control did not fire"
+	}
+	return res
+}
+
+// controlHits is how many listener hits the case's control made.
+func (o Outcome) controlHits() int {
+	if v, ok := o.Metrics["control_hits"]; ok {
+		var n int
+		fmt.Sscan(v, &n)
+		return n
+	}
+	return 0
+}
