@@ -211,12 +211,15 @@ func writeCases() []*Case {
 	return []*Case{{
 		ID: "W01", Class: Write, Title: "host dotfiles and system paths",
 		Probe:   "append a marker to $H/.bashrc .profile .gitconfig .ssh/authorized_keys autostart systemd-user .local/bin, /usr/local/bin, /etc/profile.d, /etc, /, /lib, /opt",
-		Oracle:  "any WROTE, a change in the host home, or a marker file in a system path",
+		Oracle:  "a change in the host home or a marker file in a system path, checked on the host (a WROTE alone may be the session's private /tmp or HOME)",
 		Control: "the payload run on the host against a scratch copy of those paths writes every one",
 		Source:  "W01: sandbox-runtime mandatory-deny-paths.test.ts; brave/brave-browser#3420",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			a := e.Sh(ctx, "R=; "+writePayload(append(homePaths, sysPaths...)))
-			bad := append(a.OKs(), sysCheck(e)...)
+			// The oracle is the host: where $H lies under /tmp, the
+			// session's writes to $H land in its private /tmp, which
+			// is no attack (the shared check compares the real $H).
+			e.Sh(ctx, "R=; "+writePayload(append(homePaths, sysPaths...)))
+			bad := sysCheck(e)
 			ctl := filepath.Join(e.WS, "..", "ctl-"+e.Tag)
 			defer os.RemoveAll(ctl)
 			c := e.Host(ctx, fmt.Sprintf("R=%s; H=%s/home; ", shq(ctl), shq(ctl))+writePayload(append(homePaths, sysPaths...)))
