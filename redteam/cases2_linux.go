@@ -4,12 +4,12 @@ import (
 	"context"
 	"fmt"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
+	"github.com/cordon-sandbox/cordon/internal/linux"
 	"github.com/cordon-sandbox/cordon/policy"
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
@@ -615,24 +615,8 @@ func denialCases() []*Case {
 // children returns the pids whose parent is this process.
 func children() map[int]bool {
 	out := map[int]bool{}
-	me := strconv.Itoa(os.Getpid())
-	ents, _ := os.ReadDir("/proc")
-	for _, e := range ents {
-		b, err := os.ReadFile(filepath.Join("/proc", e.Name(), "stat"))
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[1] == me {
-			if p, err := strconv.Atoi(e.Name()); err == nil {
-				out[p] = true
-			}
-		}
+	for pid := range linux.Children(os.Getpid()) {
+		out[pid] = true
 	}
 	return out
 }

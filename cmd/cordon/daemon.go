@@ -41,15 +41,11 @@ a crashed earlier daemon left behind.`,
 					return err
 				}
 			}
-			bus := events.NewBus()
-			if eventsFile != "" {
-				sink, err := events.OpenJSONL(eventsFile)
-				if err != nil {
-					return err
-				}
-				defer sink.Close()
-				bus.Attach(sink)
+			bus, closeEvents, err := eventBus(eventsFile)
+			if err != nil {
+				return err
 			}
+			defer closeEvents()
 			ln, err := daemon.Listen(socket)
 			if err != nil {
 				return err

@@ -41,15 +41,11 @@ and with 125 for errors of its own.`,
 					return err
 				}
 			}
-			bus := events.NewBus()
-			if eventsFile != "" {
-				sink, err := events.OpenJSONL(eventsFile)
-				if err != nil {
-					return err
-				}
-				defer sink.Close()
-				bus.Attach(sink)
+			bus, closeEvents, err := eventBus(eventsFile)
+			if err != nil {
+				return err
 			}
+			defer closeEvents()
 			ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			req := sandbox.ExecRequest{Argv: args, Timeout: timeout}
@@ -95,6 +91,21 @@ and with 125 for errors of its own.`,
 	f.StringVar(&eventsFile, "events", "", "append the session's events to this JSONL file")
 	f.BoolVar(&asJSON, "json", false, "print one JSON result object on stdout instead of passing output through")
 	return cmd
+}
+
+// eventBus returns a bus that appends to the JSONL file at path, when
+// path is set, and a function that closes the file.
+func eventBus(path string) (*events.Bus, func() error, error) {
+	bus := events.NewBus()
+	if path == "" {
+		return bus, func() error { return nil }, nil
+	}
+	sink, err := events.OpenJSONL(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	bus.Attach(sink)
+	return bus, sink.Close, nil
 }
 
 func loadPolicy(path string) (*policy.Policy, error) {

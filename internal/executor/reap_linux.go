@@ -3,11 +3,11 @@ package executor
 import (
 	"os"
 	"os/signal"
-	"strconv"
-	"strings"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/internal/linux"
 )
 
 // The executor is the child subreaper of its session: processes that a
@@ -53,28 +53,9 @@ const reapDelay = 50 * time.Millisecond
 
 // zombieChildren lists the exited, unreaped children of pid.
 func zombieChildren(pid int) []int {
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
-		return nil
-	}
-	parent := strconv.Itoa(pid)
 	var out []int
-	for _, ent := range ents {
-		child, err := strconv.Atoi(ent.Name())
-		if err != nil {
-			continue
-		}
-		b, err := os.ReadFile("/proc/" + ent.Name() + "/stat")
-		if err != nil {
-			continue
-		}
-		s := string(b)
-		i := strings.LastIndexByte(s, ')')
-		if i < 0 {
-			continue
-		}
-		f := strings.Fields(s[i+1:])
-		if len(f) > 1 && f[0] == "Z" && f[1] == parent {
+	for child, st := range linux.Children(pid) {
+		if st.State == 'Z' {
 			out = append(out, child)
 		}
 	}

@@ -4,12 +4,12 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"strconv"
-	"strings"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/internal/linux"
 
 	"github.com/cordon-sandbox/cordon/events"
 	"github.com/cordon-sandbox/cordon/internal/proto"
@@ -110,44 +110,19 @@ func (n *notifier) lookup(pid int) (call string, root int, known bool) {
 		if c, ok := n.roots[p]; ok {
 			return c, p, true
 		}
-		st, err := readStat(p)
+		st, err := linux.ReadProcStat(p)
 		if err != nil {
 			return "", 0, false
 		}
-		for _, g := range []int{st.pgrp, st.session} {
+		for _, g := range []int{st.Pgrp, st.Session} {
 			if c, ok := n.roots[g]; ok {
 				return c, g, true
 			}
 		}
-		if st.ppid == n.s.execPID {
+		if st.PPid == n.s.execPID {
 			return "", p, false
 		}
-		p = st.ppid
+		p = st.PPid
 	}
 	return "", 0, false
-}
-
-type procStat struct{ ppid, pgrp, session int }
-
-// readStat parses /proc/PID/stat. The command name may hold spaces and
-// parentheses, so fields are counted from the last ')'.
-func readStat(pid int) (procStat, error) {
-	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
-	if err != nil {
-		return procStat{}, err
-	}
-	s := string(b)
-	i := strings.LastIndexByte(s, ')')
-	if i < 0 {
-		return procStat{}, errors.New("malformed stat")
-	}
-	f := strings.Fields(s[i+1:])
-	if len(f) < 4 {
-		return procStat{}, errors.New("malformed stat")
-	}
-	var st procStat
-	st.ppid, _ = strconv.Atoi(f[1])
-	st.pgrp, _ = strconv.Atoi(f[2])
-	st.session, _ = strconv.Atoi(f[3])
-	return st, nil
 }

@@ -1,0 +1,58 @@
+package linux
+
+import (
+	"errors"
+	"os"
+	"strconv"
+	"strings"
+)
+
+// ProcStat is what cordon reads of /proc/PID/stat.
+type ProcStat struct {
+	State   byte // 'R', 'S', 'Z', ...
+	PPid    int
+	Pgrp    int
+	Session int
+}
+
+// ReadProcStat parses /proc/PID/stat. The command name may hold spaces
+// and parentheses, so fields are counted from the last ')'.
+func ReadProcStat(pid int) (ProcStat, error) {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return ProcStat{}, err
+	}
+	s := string(b)
+	i := strings.LastIndexByte(s, ')')
+	if i < 0 {
+		return ProcStat{}, errors.New("malformed /proc/PID/stat")
+	}
+	f := strings.Fields(s[i+1:])
+	if len(f) < 4 || len(f[0]) != 1 {
+		return ProcStat{}, errors.New("malformed /proc/PID/stat")
+	}
+	st := ProcStat{State: f[0][0]}
+	st.PPid, _ = strconv.Atoi(f[1])
+	st.Pgrp, _ = strconv.Atoi(f[2])
+	st.Session, _ = strconv.Atoi(f[3])
+	return st, nil
+}
+
+// Children lists the processes whose parent is pid, with their stat.
+func Children(pid int) map[int]ProcStat {
+	out := map[int]ProcStat{}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return out
+	}
+	for _, e := range ents {
+		child, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if st, err := ReadProcStat(child); err == nil && st.PPid == pid {
+			out[child] = st
+		}
+	}
+	return out
+}
