@@ -315,16 +315,19 @@ func TestBoundary(t *testing.T) {
 		}
 	})
 	t.Run("hidden paths", func(t *testing.T) {
-		// The same readable file, visible in one session and hidden by
-		// policy in another.
+		// The same readable files, visible in one session and hidden by
+		// policy in another: named directly, through a directory
+		// symlink, and as a symlink (which hides what it points to).
 		hidden := pol.Clone()
-		hidden.Filesystem.Hide = append(hidden.Filesystem.Hide, shared+"/public")
+		hidden.Filesystem.Hide = append(hidden.Filesystem.Hide, shared+"/direct", shared+"/link/public", shared+"/plink")
 		h, _ := open(t, workspace(t), hidden)
-		if r := sh(t, h, "cat "+shared+"/public 2>/dev/null | wc -c"); strings.TrimSpace(string(r.Stdout)) != "0" {
-			t.Errorf("hidden file has content: %q", r.Stdout)
-		}
-		if r := sh(t, s, "cat "+shared+"/public"); string(r.Stdout) != "public-data" {
-			t.Errorf("control: the file where it is not hidden: %q %q", r.Stdout, r.Stderr)
+		for _, f := range []string{"direct", "real/public", "public"} {
+			if r := sh(t, h, "cat "+shared+"/"+f+" 2>/dev/null | wc -c"); strings.TrimSpace(string(r.Stdout)) != "0" {
+				t.Errorf("hidden %s has content: %q", f, r.Stdout)
+			}
+			if r := sh(t, s, "cat "+shared+"/"+f); string(r.Stdout) != "public-data" {
+				t.Errorf("control: %s where it is not hidden: %q %q", f, r.Stdout, r.Stderr)
+			}
 		}
 	})
 	t.Run("write outside the workspace", func(t *testing.T) {
@@ -591,6 +594,12 @@ func rootOnlyDir(t *testing.T) string {
 	os.Chmod(dir, 0o755)
 	os.WriteFile(filepath.Join(dir, "private"), []byte("secret-canary"), 0o600)
 	os.WriteFile(filepath.Join(dir, "public"), []byte("public-data"), 0o644)
+	// For the hide list: files reached through symlinks.
+	os.Mkdir(filepath.Join(dir, "real"), 0o755)
+	os.WriteFile(filepath.Join(dir, "real", "public"), []byte("public-data"), 0o644)
+	os.WriteFile(filepath.Join(dir, "direct"), []byte("public-data"), 0o644)
+	os.Symlink("real", filepath.Join(dir, "link"))
+	os.Symlink(filepath.Join(dir, "public"), filepath.Join(dir, "plink"))
 	return dir
 }
 

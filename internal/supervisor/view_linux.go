@@ -292,27 +292,24 @@ func writeIdentity(p *plan.Plan) error {
 }
 
 // hide covers path in the view with an empty read-only directory or file.
-// A path that is not in the view is already hidden.
+// The path is resolved inside the view (symlinks on the way, and a final
+// symlink, lead to what the view shows there), so a credential reached
+// through a link is covered where it really lies. A path that is not in
+// the view is already hidden.
 func hide(path string) error {
-	dst := newRoot + path
-	fi, err := os.Lstat(dst)
+	dst, err := resolveInView(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return nil
 	}
 	if err != nil {
 		return err
 	}
-	if fi.Mode()&os.ModeSymlink != 0 {
-		// A symlink leads elsewhere in the view; what it points to is
-		// hidden by its own entry, and a mount would follow the link
-		// against the scratch root.
-		return nil
+	fi, err := os.Lstat(dst)
+	if err != nil {
+		return err
 	}
 	if fi.IsDir() {
-		if err := linux.Mount("tmpfs", dst, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, "mode=0000,size=4k"); err != nil {
-			return err
-		}
-		return nil
+		return linux.Mount("tmpfs", dst, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV|unix.MS_NOEXEC|unix.MS_RDONLY, "mode=0000,size=4k")
 	}
 	empty := files + "/empty"
 	if _, err := os.Stat(empty); err != nil {
@@ -324,4 +321,31 @@ func hide(path string) error {
 		return err
 	}
 	return linux.SetMountAttr(dst, attrRO|unix.MOUNT_ATTR_NOEXEC, 0, false)
+}
+
+// resolveInView resolves path as the view will see it (symlinks
+// confined to the view's root) and returns the object's path from the
+// scratch root, free of symlinks. The kernel resolves (openat2 with
+// RESOLVE_IN_ROOT); the path is read back through the host's /proc,
+// still mounted under the old root.
+func resolveInView(path string) (string, error) {
+	root, err := unix.Open(newRoot, unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return "", &os.PathError{Op: "open", Path: newRoot, Err: err}
+	}
+	defer unix.Close(root)
+	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_CLOEXEC, Resolve: unix.RESOLVE_IN_ROOT | unix.RESOLVE_NO_MAGICLINKS}
+	fd, err := unix.Openat2(root, strings.TrimPrefix(path, "/"), &how)
+	if err != nil {
+		return "", &os.PathError{Op: "openat2", Path: path, Err: err}
+	}
+	defer unix.Close(fd)
+	real, err := os.Readlink(fmt.Sprintf("%s/proc/self/fd/%d", oldRoot, fd))
+	if err != nil {
+		return "", err
+	}
+	if !strings.HasPrefix(real, newRoot+"/") {
+		return "", fmt.Errorf("%s resolves outside the view (%s)", path, real)
+	}
+	return real, nil
 }
