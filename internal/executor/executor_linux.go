@@ -56,7 +56,11 @@ type stdinStream struct {
 
 func run(sock *os.File) error {
 	t0 := time.Now()
-	_ = linux.CloseExecFrom(fdSupervisor)
+	// Nothing inherited but the supervisor's socket may reach a command;
+	// the socket itself is close-on-exec too.
+	if err := linux.CloseExecFrom(fdSupervisor); err != nil {
+		return fmt.Errorf("marking descriptors close-on-exec: %w", err)
+	}
 	conn := proto.NewConn(sock)
 	var p plan.Plan
 	if err := conn.Receive(&p); err != nil {

@@ -3,6 +3,7 @@ package linux
 import (
 	"os"
 	"runtime"
+	"strconv"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -148,26 +149,15 @@ func LoopbackUp() error {
 // CloseExecFrom marks every descriptor from minFD up close-on-exec, so
 // nothing a stage inherited by accident (from whoever started cordon)
 // reaches the next stage or a tool process.
-func CloseExecFrom(minFD int, keep ...int) error {
+func CloseExecFrom(minFD int) error {
 	ents, err := os.ReadDir("/proc/self/fd")
 	if err != nil {
 		return err
 	}
-next:
 	for _, e := range ents {
-		fd := 0
-		for _, c := range e.Name() {
-			fd = fd*10 + int(c-'0')
+		if fd, err := strconv.Atoi(e.Name()); err == nil && fd >= minFD {
+			unix.CloseOnExec(fd)
 		}
-		if fd < minFD {
-			continue
-		}
-		for _, k := range keep {
-			if fd == k {
-				continue next
-			}
-		}
-		unix.CloseOnExec(fd)
 	}
 	return nil
 }

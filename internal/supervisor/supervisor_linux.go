@@ -39,9 +39,13 @@ const (
 
 // Main runs the supervisor stage and never returns.
 func Main() {
-	_ = linux.CloseExecFrom(fdHost)
 	host := proto.NewConn(os.NewFile(fdHost, "host"))
-	err := run(host)
+	// Whatever else the host process had open must not reach the
+	// executor: refuse to go on if that cannot be ensured.
+	err := linux.CloseExecFrom(fdHost)
+	if err == nil {
+		err = run(host)
+	}
 	if err != nil {
 		// Setup failed: tell the host why, in one line, and exit.
 		_ = host.Send(&proto.Response{Kind: proto.KindReady, Ready: &proto.Ready{Error: err.Error()}})
