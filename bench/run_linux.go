@@ -346,28 +346,8 @@ func (r *run) micro(ctx context.Context, rep *Report) {
 		}
 		rn.Close()
 		r.logf("micro %-8s true %d, read %d", mr.Mode, len(ds), len(rs))
-		if len(ds) > 0 {
-			d := distOf(ds)
-			mr.True = &d
-			if mr.Mode == ModeBare {
-				bareTrue = &d
-			}
-			if bareTrue != nil {
-				v := (d.P50MS - bareTrue.P50MS) * 1000
-				mr.TrueAddedUS = &v
-			}
-		}
-		if len(rs) > 0 {
-			d := distOf(rs)
-			mr.Read16K = &d
-			if mr.Mode == ModeBare {
-				bareRead = &d
-			}
-			if bareRead != nil {
-				v := (d.P50MS - bareRead.P50MS) * 1000
-				mr.ReadAddedUS = &v
-			}
-		}
+		mr.True, mr.TrueAddedUS = addedOver(ds, mr.Mode, &bareTrue)
+		mr.Read16K, mr.ReadAddedUS = addedOver(rs, mr.Mode, &bareRead)
 	}
 }
 
@@ -571,4 +551,22 @@ func (r *run) fidelity() Fidelity {
 		}
 	}
 	return f
+}
+
+// addedOver summarises samples of one mode and, once bare's summary is
+// known (kept in *bare when mode is bare), the median added over bare in
+// microseconds. Without samples both are nil.
+func addedOver(samples []time.Duration, mode Mode, bare **Dist) (*Dist, *float64) {
+	if len(samples) == 0 {
+		return nil, nil
+	}
+	d := distOf(samples)
+	if mode == ModeBare {
+		*bare = &d
+	}
+	if *bare == nil {
+		return &d, nil
+	}
+	v := (d.P50MS - (*bare).P50MS) * 1000
+	return &d, &v
 }

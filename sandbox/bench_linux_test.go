@@ -26,12 +26,7 @@ func BenchmarkExec(b *testing.B) {
 		}
 	})
 	b.Run("warm", func(b *testing.B) {
-		s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		b.ResetTimer()
+		s := warmSession(b, ws)
 		for range b.N {
 			if r, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"/bin/true"}}); err != nil || r.ExitCode != 0 {
 				b.Fatal(err)
@@ -64,12 +59,7 @@ func BenchmarkReadFile(b *testing.B) {
 		}
 	})
 	b.Run("warm", func(b *testing.B) {
-		s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws})
-		if err != nil {
-			b.Fatal(err)
-		}
-		defer s.Close()
-		b.ResetTimer()
+		s := warmSession(b, ws)
 		for range b.N {
 			if _, _, err := s.ReadFile(ctx, "f"); err != nil {
 				b.Fatal(err)
@@ -84,15 +74,23 @@ func BenchmarkStat(b *testing.B) {
 	ws := b.TempDir()
 	os.Chmod(ws, 0o755)
 	ctx := context.Background()
-	s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer s.Close()
-	b.ResetTimer()
+	s := warmSession(b, ws)
 	for range b.N {
 		if _, err := s.Stat(ctx, "."); err != nil {
 			b.Fatal(err)
 		}
 	}
+}
+
+// warmSession opens a session for a benchmark, closed when it ends, and
+// restarts the timer so the open is not counted.
+func warmSession(b *testing.B, ws string) *sandbox.Session {
+	b.Helper()
+	s, err := sandbox.Open(context.Background(), sandbox.Options{Workspace: ws})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { s.Close() })
+	b.ResetTimer()
+	return s
 }
