@@ -55,7 +55,7 @@ func TestSuite(t *testing.T) {
 		for id := range knownFindings {
 			ids = append(ids, id)
 		}
-		t.Skipf("suite passed except for known findings %s (see the log)", strings.Join(ids, ", "))
+		t.Logf("known findings still open: %s (see the log)", strings.Join(ids, ", "))
 	}
 }
 
