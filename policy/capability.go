@@ -109,6 +109,31 @@ func validVerb(v string, globs bool) bool {
 
 var errBadPattern = errors.New("invalid pattern")
 
+// Capability is a capability name split into its parts:
+// "fs.write:/opt/x" is {Layer: "fs", Verb: "write", Target: "/opt/x"}.
+// Target is empty for a name without ":target" ("proc.ptrace").
+type Capability struct {
+	Layer, Verb, Target string
+}
+
+// ParseCapability checks a capability name as CheckCapability does and
+// splits it into its parts.
+func ParseCapability(name string) (Capability, error) {
+	if err := CheckCapability(name); err != nil {
+		return Capability{}, err
+	}
+	c, _ := splitCapability(name)
+	return Capability{Layer: c.layer, Verb: c.verb, Target: c.target}, nil
+}
+
+// String returns the capability name "layer.verb" or "layer.verb:target".
+func (c Capability) String() string {
+	if c.Target == "" {
+		return c.Layer + "." + c.Verb
+	}
+	return c.Layer + "." + c.Verb + ":" + c.Target
+}
+
 // Decide says what policy does with a capability request.
 //
 // Names are "layer.verb" or "layer.verb:target". A pattern is the same
@@ -129,27 +154,37 @@ var errBadPattern = errors.New("invalid pattern")
 // invalid pattern in the lists gives DecisionNever. net targets are
 // compared in lowercase.
 func (c Capabilities) Decide(capability string) Decision {
+	d, _ := c.DecideRule(capability)
+	return d
+}
+
+// DecideRule is Decide that also names the rule that decided: the field
+// path of the first matching pattern in the deciding list, such as
+// "capabilities.never[3]". The rule is empty when no pattern decided: no
+// pattern matches, the name is invalid, or a pattern is invalid.
+func (c Capabilities) DecideRule(capability string) (Decision, string) {
 	if CheckCapability(capability) != nil {
-		return DecisionNever
+		return DecisionNever, ""
 	}
 	name, _ := splitCapability(capability)
 	if name.layer == "net" {
 		name.target = strings.ToLower(name.target)
 	}
-	match := func(patterns []string) (bool, error) {
-		found := false
-		for _, p := range patterns {
+	// match returns the index of the first pattern matching name, or -1.
+	match := func(patterns []string) (int, error) {
+		found := -1
+		for i, p := range patterns {
 			if CheckPattern(p) != nil {
-				return false, errBadPattern
+				return -1, errBadPattern
 			}
 			pat, _ := splitCapability(p)
-			if pat.layer != name.layer || !glob(pat.verb, name.verb) {
+			if found >= 0 || pat.layer != name.layer || !glob(pat.verb, name.verb) {
 				continue
 			}
 			if pat.hasTarget && (!name.hasTarget || !glob(pat.target, name.target)) {
 				continue
 			}
-			found = true
+			found = i
 		}
 		return found, nil
 	}
@@ -157,14 +192,16 @@ func (c Capabilities) Decide(capability string) Decision {
 	auto, errA := match(c.Auto)
 	ask, errQ := match(c.Ask)
 	switch {
-	case errN != nil || errA != nil || errQ != nil || never:
-		return DecisionNever
-	case auto:
-		return DecisionAuto
-	case ask:
-		return DecisionAsk
+	case errN != nil || errA != nil || errQ != nil:
+		return DecisionNever, ""
+	case never >= 0:
+		return DecisionNever, fmt.Sprintf("capabilities.never[%d]", never)
+	case auto >= 0:
+		return DecisionAuto, fmt.Sprintf("capabilities.auto[%d]", auto)
+	case ask >= 0:
+		return DecisionAsk, fmt.Sprintf("capabilities.ask[%d]", ask)
 	}
-	return DecisionNever
+	return DecisionNever, ""
 }
 
 // glob matches s against pattern as described on Decide, in

@@ -137,3 +137,61 @@ func TestCheckCapability(t *testing.T) {
 		}
 	}
 }
+
+func TestDecideRule(t *testing.T) {
+	c := Capabilities{
+		Auto:  []string{"limit.pids", "net.connect:*.github.com", "net.connect:api.github.com"},
+		Ask:   []string{"net.connect"},
+		Never: []string{"fs.*:/root/**", "net.connect:evil.github.com"},
+	}
+	tests := []struct {
+		capability string
+		want       Decision
+		rule       string
+	}{
+		{"net.connect:api.github.com", DecisionAuto, "capabilities.auto[1]"}, // the first match names the rule
+		{"net.connect:evil.github.com", DecisionNever, "capabilities.never[1]"},
+		{"net.connect:example.com", DecisionAsk, "capabilities.ask[0]"},
+		{"fs.read:/root/x", DecisionNever, "capabilities.never[0]"},
+		{"fs.read:/opt/x", DecisionNever, ""}, // no match
+		{"fs.read:x", DecisionNever, ""},      // invalid name
+	}
+	for _, tt := range tests {
+		got, rule := c.DecideRule(tt.capability)
+		if got != tt.want || rule != tt.rule {
+			t.Errorf("DecideRule(%q) = %s, %q; want %s, %q", tt.capability, got, rule, tt.want, tt.rule)
+		}
+		if d := c.Decide(tt.capability); d != got {
+			t.Errorf("Decide(%q) = %s, DecideRule says %s", tt.capability, d, got)
+		}
+	}
+	bad := c.clone()
+	bad.Ask = append(bad.Ask, "fs.read:relative")
+	if got, rule := bad.DecideRule("limit.pids:9"); got != DecisionNever || rule != "" {
+		t.Errorf("with an invalid pattern DecideRule = %s, %q; want never and no rule", got, rule)
+	}
+}
+
+func TestParseCapability(t *testing.T) {
+	for name, want := range map[string]Capability{
+		"fs.write:/opt/x":          {"fs", "write", "/opt/x"},
+		"proc.ptrace":              {"proc", "ptrace", ""},
+		"net.connect:[::1]:443":    {"net", "connect", "[::1]:443"},
+		"limit.timeout:1h30m":      {"limit", "timeout", "1h30m"},
+		"net.connect:github.com:x": {"net", "connect", "github.com:x"},
+	} {
+		got, err := ParseCapability(name)
+		if err != nil || got != want {
+			t.Errorf("ParseCapability(%q) = %+v, %v; want %+v", name, got, err, want)
+			continue
+		}
+		if got.String() != name {
+			t.Errorf("%+v.String() = %q, want %q", got, got.String(), name)
+		}
+	}
+	for _, bad := range []string{"", "fs.read:", "fs.read:rel", "x.y", "fs.Read:/a"} {
+		if _, err := ParseCapability(bad); err == nil {
+			t.Errorf("ParseCapability(%q) accepted", bad)
+		}
+	}
+}

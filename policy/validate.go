@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"net/netip"
@@ -296,6 +297,20 @@ func checkHostPattern(s string) string {
 		return bad("all-numeric top-level label; write an IP address as four decimal numbers")
 	}
 	return ""
+}
+
+// CheckHost checks one host as a capability target names it
+// ("net.connect:HOST"): a network allow entry without the "*." wildcard,
+// so a lowercase host name, an IPv4 literal or an IPv6 literal (bare, or
+// in brackets), each with an optional ":port".
+func CheckHost(s string) error {
+	if strings.HasPrefix(s, "*.") {
+		return fmt.Errorf("invalid host %q: a single host, not a \"*.\" pattern", s)
+	}
+	if msg := checkHostPattern(s); msg != "" {
+		return errors.New(msg)
+	}
+	return nil
 }
 
 func checkPort(s string) string {
