@@ -61,7 +61,7 @@ func TestDecide(t *testing.T) {
 		{"net.connect:evil.github.com", DecisionNever},     // never beats auto
 		{"net.connect:EVIL.github.com", DecisionNever},     // ... in any case
 		{"net.connect:example.com", DecisionAsk},           // ask without a target covers every target
-		{"net.connect", DecisionAsk},                       //
+		{"net.connect", DecisionNever},                     // covers evil.github.com, which never allows
 		{"fs.read:/opt/data/x", DecisionAuto},              //
 		{"fs.read:/opt/secret/key", DecisionNever},         //
 		{"fs.write:/opt/secret/key", DecisionNever},        // fs.* covers write
@@ -114,6 +114,9 @@ func TestDecideDefault(t *testing.T) {
 		{"fs.read:/etc/shadow", DecisionNever},
 		{"fs.write:/run/cordon/daemon.sock", DecisionNever},
 		{"fs.write:/var/lib/cordon/audit.log", DecisionNever},
+		{"fs.write:/home/ann/.local/state/cordon/audit.jsonl", DecisionNever},
+		{"fs.write:/run/user/1000/cordon.sock", DecisionNever},
+		{"fs.write:/home/ann/.local/state/other", DecisionAsk},
 		{"limit.memory:8GiB", DecisionAsk},
 		{"proc.ptrace", DecisionAsk},
 		{"proc.kill", DecisionNever},
@@ -193,5 +196,53 @@ func TestParseCapability(t *testing.T) {
 		if _, err := ParseCapability(bad); err == nil {
 			t.Errorf("ParseCapability(%q) accepted", bad)
 		}
+	}
+}
+
+func TestGlobPrefix(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"/home/*/.ssh/**", "/", true},
+		{"/home/*/.ssh/**", "/home/", true},
+		{"/home/*/.ssh/**", "/home/ann/", true},
+		{"/home/*/.ssh/**", "/home/ann/.ssh/", true},
+		{"/home/*/.ssh/**", "/home/ann/.ssh/a/b/", true},
+		{"/home/*/.ssh/**", "/home/ann/src/", false},
+		{"/home/*/.ssh/**", "/opt/", false},
+		{"/root", "/", true},
+		{"/root", "/ro", true},
+		{"/root", "/root/", false},
+		{"/a?c", "/ab", true},
+		{"/a?c", "/a/", false},
+		{"", "", true},
+		{"abc", "", true},
+	}
+	for _, tt := range tests {
+		if got := globPrefix(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("globPrefix(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
+		}
+	}
+}
+
+// TestDecideNeverCovers: a never pattern refuses names that would include
+// what it matches; the positive controls show the same names asked for
+// where nothing beneath them is refused.
+func TestDecideNeverCovers(t *testing.T) {
+	c := Default().Capabilities
+	for _, name := range []string{"fs.read:/", "fs.read:/home", "fs.read:/home/ann", "fs.write:/home/ann", "fs.read:/var/lib", "fs.write:/etc", "fs.read:/run"} {
+		if d, rule := c.DecideRule(name); d != DecisionNever || rule == "" {
+			t.Errorf("DecideRule(%q) = %s, %q; want never by a rule", name, d, rule)
+		}
+	}
+	for _, name := range []string{"fs.read:/home/ann/src", "fs.write:/home/ann/.cache/go-build", "fs.read:/opt", "fs.read:/var/cache", "fs.read:/home/ann/.sshx"} {
+		if d := c.Decide(name); d != DecisionAsk {
+			t.Errorf("control: Decide(%q) = %s, want ask", name, d)
+		}
+	}
+	open := Capabilities{Ask: []string{"net.connect"}}
+	if d := open.Decide("net.connect"); d != DecisionAsk {
+		t.Errorf("control: net.connect with no never pattern = %s, want ask", d)
 	}
 }
