@@ -544,7 +544,7 @@ func (b *Broker) EndSession(session string) {
 // expire ends a TTL grant whose time has passed. b.mu is held.
 func (b *Broker) expire(e *entry) {
 	if e.g.State == StateGranted && e.g.Scope == ScopeTTL && !b.now().Before(e.g.Expires) {
-		b.end(e, StateExpired, "ttl", "ttl of "+e.g.TTL.String()+" passed", "")
+		b.end(e, StateExpired, "ttl", "ttl of "+policy.Duration(e.g.TTL).String()+" passed", "")
 	}
 }
 

@@ -114,6 +114,9 @@ func (f *fixture) steps(t *testing.T) []string {
 	if _, err := audit.Verify(bytes.NewReader(data)); err != nil {
 		t.Fatalf("the audit log does not verify: %v", err)
 	}
+	if testing.Verbose() {
+		t.Logf("audit log:\n%s", data) // docs/grants.md shows one
+	}
 	var out []string
 	for line := range bytes.Lines(data) {
 		var r audit.Record
@@ -209,6 +212,12 @@ func TestDefaultPolicy(t *testing.T) {
 	}
 	if g := f.request(t, "fs.write:/var/lib/cordon/audit.jsonl", grants.ScopeSession, 0); g.State != grants.StateDenied {
 		t.Errorf("a write to the daemon's audit log is %s under the default policy", g.State)
+	}
+	if g := f.request(t, "fs.read:/home/ann", grants.ScopeSession, 0); g.State != grants.StateDenied {
+		t.Errorf("a read of a home directory, ~/.ssh included, is %s under the default policy", g.State)
+	}
+	if g := f.request(t, "fs.read:/home/ann/src", grants.ScopeSession, 0); g.State != grants.StatePending {
+		t.Errorf("control: a read of a project directory is %s under the default policy, want pending", g.State)
 	}
 	if g := f.request(t, "net.connect:github.com", grants.ScopeSession, 0); g.State != grants.StatePending {
 		t.Errorf("control: net.connect is %s under the default policy, want pending", g.State)
