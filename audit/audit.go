@@ -163,7 +163,21 @@ func Open(path string) (*Log, error) {
 	if err != nil {
 		return fail(fmt.Errorf("audit log %s: will not continue a broken chain: %w", path, err))
 	}
+	// The file may be new: make its directory entry as durable as the
+	// records Append will fsync into it.
+	if err := syncDir(filepath.Dir(path)); err != nil {
+		return fail(fmt.Errorf("opening audit log: %w", err))
+	}
 	return &Log{f: f, path: path, head: head, size: fi.Size(), now: time.Now}, nil
+}
+
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Append completes r (V, Seq, Time and Prev), writes it as one line and

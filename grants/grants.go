@@ -451,7 +451,8 @@ func (b *Broker) Get(id string) (*Grant, bool) {
 }
 
 // List returns the grants for which filter (nil: all) returns true,
-// oldest first. Grants of ended sessions are no longer listed.
+// oldest first. Grants of ended sessions are no longer listed. filter
+// runs with the broker locked and must not call the Broker.
 func (b *Broker) List(filter func(*Grant) bool) []*Grant {
 	b.mu.Lock()
 	defer b.mu.Unlock()
