@@ -25,6 +25,12 @@ const (
 	CallEnd      Kind = "call.end"
 	Deny         Kind = "deny"
 	Limit        Kind = "limit"
+
+	// Capability grants (package grants); every one of them is also a
+	// record in the audit log.
+	GrantRequest  Kind = "grant.request"  // a session asked for a capability
+	GrantDecision Kind = "grant.decision" // policy or a person decided a request
+	GrantRevoke   Kind = "grant.revoke"   // a person withdrew a granted capability
 )
 
 // Layer names the enforcement layer that produced a deny or limit event.

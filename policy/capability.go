@@ -109,6 +109,31 @@ func validVerb(v string, globs bool) bool {
 
 var errBadPattern = errors.New("invalid pattern")
 
+// Capability is a capability name split into its parts:
+// "fs.write:/opt/x" is {Layer: "fs", Verb: "write", Target: "/opt/x"}.
+// Target is empty for a name without ":target" ("proc.ptrace").
+type Capability struct {
+	Layer, Verb, Target string
+}
+
+// ParseCapability checks a capability name as CheckCapability does and
+// splits it into its parts.
+func ParseCapability(name string) (Capability, error) {
+	if err := CheckCapability(name); err != nil {
+		return Capability{}, err
+	}
+	c, _ := splitCapability(name)
+	return Capability{Layer: c.layer, Verb: c.verb, Target: c.target}, nil
+}
+
+// String returns the capability name "layer.verb" or "layer.verb:target".
+func (c Capability) String() string {
+	if c.Target == "" {
+		return c.Layer + "." + c.Verb
+	}
+	return c.Layer + "." + c.Verb + ":" + c.Target
+}
+
 // Decide says what policy does with a capability request.
 //
 // Names are "layer.verb" or "layer.verb:target". A pattern is the same
@@ -124,57 +149,102 @@ var errBadPattern = errors.New("invalid pattern")
 // matches "net.connect:api.github.com" but not "net.connect:github.com".
 //
 // Never wins, then auto, then ask; a capability no pattern matches is
-// never granted. Decide fails closed: an invalid capability name (see
+// never granted. A never pattern also refuses a name that covers what it
+// matches: a name without a target (it covers every target), and for fs
+// every ancestor directory of a path it matches, since a grant of a
+// directory opens everything beneath it. So with "fs.*:/home/*/.ssh/**"
+// in never, "fs.read:/home/ann", "fs.read:/home" and "fs.read:/" are
+// refused too, while "fs.read:/home/ann/src" is not. Decide fails closed: an invalid capability name (see
 // CheckCapability), an fs target that is not absolute and clean, or any
 // invalid pattern in the lists gives DecisionNever. net targets are
 // compared in lowercase.
 func (c Capabilities) Decide(capability string) Decision {
+	d, _ := c.DecideRule(capability)
+	return d
+}
+
+// DecideRule is Decide that also names the rule that decided: the field
+// path of the first matching pattern in the deciding list, such as
+// "capabilities.never[3]". The rule is empty when no pattern decided: no
+// pattern matches, the name is invalid, or a pattern is invalid.
+func (c Capabilities) DecideRule(capability string) (Decision, string) {
 	if CheckCapability(capability) != nil {
-		return DecisionNever
+		return DecisionNever, ""
 	}
 	name, _ := splitCapability(capability)
 	if name.layer == "net" {
 		name.target = strings.ToLower(name.target)
 	}
-	match := func(patterns []string) (bool, error) {
-		found := false
-		for _, p := range patterns {
+	// match returns the index of the first pattern matching name, or -1;
+	// a never pattern also matches a name that covers what it matches.
+	match := func(patterns []string, never bool) (int, error) {
+		found := -1
+		for i, p := range patterns {
 			if CheckPattern(p) != nil {
-				return false, errBadPattern
+				return -1, errBadPattern
 			}
 			pat, _ := splitCapability(p)
-			if pat.layer != name.layer || !glob(pat.verb, name.verb) {
+			if found >= 0 || pat.layer != name.layer || !glob(pat.verb, name.verb) {
 				continue
 			}
-			if pat.hasTarget && (!name.hasTarget || !glob(pat.target, name.target)) {
+			if pat.hasTarget && !(name.hasTarget && glob(pat.target, name.target)) && !(never && covers(name, pat.target)) {
 				continue
 			}
-			found = true
+			found = i
 		}
 		return found, nil
 	}
-	never, errN := match(c.Never)
-	auto, errA := match(c.Auto)
-	ask, errQ := match(c.Ask)
+	never, errN := match(c.Never, true)
+	auto, errA := match(c.Auto, false)
+	ask, errQ := match(c.Ask, false)
 	switch {
-	case errN != nil || errA != nil || errQ != nil || never:
-		return DecisionNever
-	case auto:
-		return DecisionAuto
-	case ask:
-		return DecisionAsk
+	case errN != nil || errA != nil || errQ != nil:
+		return DecisionNever, ""
+	case never >= 0:
+		return DecisionNever, fmt.Sprintf("capabilities.never[%d]", never)
+	case auto >= 0:
+		return DecisionAuto, fmt.Sprintf("capabilities.auto[%d]", auto)
+	case ask >= 0:
+		return DecisionAsk, fmt.Sprintf("capabilities.ask[%d]", ask)
 	}
-	return DecisionNever
+	return DecisionNever, ""
+}
+
+// covers reports whether a grant of name would include something that the
+// target pattern matches: name has no target, or it is an fs path with a
+// match beneath it.
+func covers(name capName, pattern string) bool {
+	if !name.hasTarget {
+		return true
+	}
+	if name.layer != "fs" {
+		return false
+	}
+	dir := name.target
+	if dir != "/" {
+		dir += "/"
+	}
+	return globPrefix(pattern, dir)
 }
 
 // glob matches s against pattern as described on Decide, in
 // O(len(pattern)·len(s)) time whatever the input.
-func glob(pattern, s string) bool {
+func glob(pattern, s string) bool { return globMatch(pattern, s, false) }
+
+// globPrefix reports whether s is the start of some string that pattern
+// matches: whether a prefix of the pattern matches all of s. (What is left
+// of a pattern always matches some string.)
+func globPrefix(pattern, s string) bool { return globMatch(pattern, s, true) }
+
+func globMatch(pattern, s string, prefix bool) bool {
 	// prev[j] reports whether the pattern consumed so far matches s[:j].
 	prev := make([]bool, len(s)+1)
 	cur := make([]bool, len(s)+1)
 	prev[0] = true
 	for i := 0; i < len(pattern); {
+		if prefix && prev[len(s)] {
+			return true
+		}
 		switch {
 		case strings.HasPrefix(pattern[i:], "**"):
 			reach := false

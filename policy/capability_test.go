@@ -61,7 +61,7 @@ func TestDecide(t *testing.T) {
 		{"net.connect:evil.github.com", DecisionNever},     // never beats auto
 		{"net.connect:EVIL.github.com", DecisionNever},     // ... in any case
 		{"net.connect:example.com", DecisionAsk},           // ask without a target covers every target
-		{"net.connect", DecisionAsk},                       //
+		{"net.connect", DecisionNever},                     // covers evil.github.com, which never allows
 		{"fs.read:/opt/data/x", DecisionAuto},              //
 		{"fs.read:/opt/secret/key", DecisionNever},         //
 		{"fs.write:/opt/secret/key", DecisionNever},        // fs.* covers write
@@ -114,6 +114,9 @@ func TestDecideDefault(t *testing.T) {
 		{"fs.read:/etc/shadow", DecisionNever},
 		{"fs.write:/run/cordon/daemon.sock", DecisionNever},
 		{"fs.write:/var/lib/cordon/audit.log", DecisionNever},
+		{"fs.write:/home/ann/.local/state/cordon/audit.jsonl", DecisionNever},
+		{"fs.write:/run/user/1000/cordon.sock", DecisionNever},
+		{"fs.write:/home/ann/.local/state/other", DecisionAsk},
 		{"limit.memory:8GiB", DecisionAsk},
 		{"proc.ptrace", DecisionAsk},
 		{"proc.kill", DecisionNever},
@@ -135,5 +138,111 @@ func TestCheckCapability(t *testing.T) {
 		if CheckCapability(bad) == nil {
 			t.Errorf("%q accepted", bad)
 		}
+	}
+}
+
+func TestDecideRule(t *testing.T) {
+	c := Capabilities{
+		Auto:  []string{"limit.pids", "net.connect:*.github.com", "net.connect:api.github.com"},
+		Ask:   []string{"net.connect"},
+		Never: []string{"fs.*:/root/**", "net.connect:evil.github.com"},
+	}
+	tests := []struct {
+		capability string
+		want       Decision
+		rule       string
+	}{
+		{"net.connect:api.github.com", DecisionAuto, "capabilities.auto[1]"}, // the first match names the rule
+		{"net.connect:evil.github.com", DecisionNever, "capabilities.never[1]"},
+		{"net.connect:example.com", DecisionAsk, "capabilities.ask[0]"},
+		{"fs.read:/root/x", DecisionNever, "capabilities.never[0]"},
+		{"fs.read:/opt/x", DecisionNever, ""}, // no match
+		{"fs.read:x", DecisionNever, ""},      // invalid name
+	}
+	for _, tt := range tests {
+		got, rule := c.DecideRule(tt.capability)
+		if got != tt.want || rule != tt.rule {
+			t.Errorf("DecideRule(%q) = %s, %q; want %s, %q", tt.capability, got, rule, tt.want, tt.rule)
+		}
+		if d := c.Decide(tt.capability); d != got {
+			t.Errorf("Decide(%q) = %s, DecideRule says %s", tt.capability, d, got)
+		}
+	}
+	bad := c.clone()
+	bad.Ask = append(bad.Ask, "fs.read:relative")
+	if got, rule := bad.DecideRule("limit.pids:9"); got != DecisionNever || rule != "" {
+		t.Errorf("with an invalid pattern DecideRule = %s, %q; want never and no rule", got, rule)
+	}
+}
+
+func TestParseCapability(t *testing.T) {
+	for name, want := range map[string]Capability{
+		"fs.write:/opt/x":          {"fs", "write", "/opt/x"},
+		"proc.ptrace":              {"proc", "ptrace", ""},
+		"net.connect:[::1]:443":    {"net", "connect", "[::1]:443"},
+		"limit.timeout:1h30m":      {"limit", "timeout", "1h30m"},
+		"net.connect:github.com:x": {"net", "connect", "github.com:x"},
+	} {
+		got, err := ParseCapability(name)
+		if err != nil || got != want {
+			t.Errorf("ParseCapability(%q) = %+v, %v; want %+v", name, got, err, want)
+			continue
+		}
+		if got.String() != name {
+			t.Errorf("%+v.String() = %q, want %q", got, got.String(), name)
+		}
+	}
+	for _, bad := range []string{"", "fs.read:", "fs.read:rel", "x.y", "fs.Read:/a"} {
+		if _, err := ParseCapability(bad); err == nil {
+			t.Errorf("ParseCapability(%q) accepted", bad)
+		}
+	}
+}
+
+func TestGlobPrefix(t *testing.T) {
+	tests := []struct {
+		pattern, s string
+		want       bool
+	}{
+		{"/home/*/.ssh/**", "/", true},
+		{"/home/*/.ssh/**", "/home/", true},
+		{"/home/*/.ssh/**", "/home/ann/", true},
+		{"/home/*/.ssh/**", "/home/ann/.ssh/", true},
+		{"/home/*/.ssh/**", "/home/ann/.ssh/a/b/", true},
+		{"/home/*/.ssh/**", "/home/ann/src/", false},
+		{"/home/*/.ssh/**", "/opt/", false},
+		{"/root", "/", true},
+		{"/root", "/ro", true},
+		{"/root", "/root/", false},
+		{"/a?c", "/ab", true},
+		{"/a?c", "/a/", false},
+		{"", "", true},
+		{"abc", "", true},
+	}
+	for _, tt := range tests {
+		if got := globPrefix(tt.pattern, tt.s); got != tt.want {
+			t.Errorf("globPrefix(%q, %q) = %v, want %v", tt.pattern, tt.s, got, tt.want)
+		}
+	}
+}
+
+// TestDecideNeverCovers: a never pattern refuses names that would include
+// what it matches; the positive controls show the same names asked for
+// where nothing beneath them is refused.
+func TestDecideNeverCovers(t *testing.T) {
+	c := Default().Capabilities
+	for _, name := range []string{"fs.read:/", "fs.read:/home", "fs.read:/home/ann", "fs.write:/home/ann", "fs.read:/var/lib", "fs.write:/etc", "fs.read:/run"} {
+		if d, rule := c.DecideRule(name); d != DecisionNever || rule == "" {
+			t.Errorf("DecideRule(%q) = %s, %q; want never by a rule", name, d, rule)
+		}
+	}
+	for _, name := range []string{"fs.read:/home/ann/src", "fs.write:/home/ann/.cache/go-build", "fs.read:/opt", "fs.read:/var/cache", "fs.read:/home/ann/.sshx"} {
+		if d := c.Decide(name); d != DecisionAsk {
+			t.Errorf("control: Decide(%q) = %s, want ask", name, d)
+		}
+	}
+	open := Capabilities{Ask: []string{"net.connect"}}
+	if d := open.Decide("net.connect"); d != DecisionAsk {
+		t.Errorf("control: net.connect with no never pattern = %s, want ask", d)
 	}
 }

@@ -60,7 +60,14 @@ func FuzzGlob(f *testing.F) {
 		if len(pattern) > 64 || len(s) > 256 {
 			return
 		}
-		_ = glob(pattern, s)
+		// Every start of a match is a prefix of a match.
+		if glob(pattern, s) {
+			for k := 0; k <= len(s); k++ {
+				if !globPrefix(pattern, s[:k]) {
+					t.Fatalf("%q matches %q but globPrefix(%q) is false", pattern, s, s[:k])
+				}
+			}
+		}
 		// A pattern without globs matches exactly itself.
 		if glob(s, s) != true && !containsGlob(s) {
 			t.Fatalf("literal %q does not match itself", s)

@@ -159,3 +159,15 @@ func (v *validator) network() {
 	checkEntries(v, "network.allow", v.p.Network.Allow, ParseHostPattern)
 	checkEntries(v, "network.allow_private", v.p.Network.AllowPrivate, ParseAddrPrefix)
 }
+
+// CheckHost checks one host as a capability target names it
+// ("net.connect:HOST"): a network allow entry without the "*." wildcard,
+// so a lowercase host name, an IPv4 literal or an IPv6 literal (bare, or
+// in brackets), each with an optional ":port".
+func CheckHost(s string) error {
+	if strings.HasPrefix(s, "*.") {
+		return fmt.Errorf("invalid host %q: a single host, not a \"*.\" pattern", s)
+	}
+	_, err := ParseHostPattern(s)
+	return err
+}

@@ -221,7 +221,8 @@ func (d Duration) String() string {
 	return s
 }
 
-func parseDuration(s string) (Duration, error) {
+// ParseDuration parses a duration as described on Duration.
+func ParseDuration(s string) (Duration, error) {
 	if s == "0" {
 		return 0, nil
 	}
@@ -237,7 +238,7 @@ func (d *Duration) UnmarshalYAML(n *yaml.Node) error {
 	if n.Kind != yaml.ScalarNode {
 		return nodeError(n, "invalid duration: want a string such as \"10m\"")
 	}
-	v, err := parseDuration(n.Value)
+	v, err := ParseDuration(n.Value)
 	if err != nil {
 		return nodeError(n, "%v", err)
 	}
@@ -256,7 +257,7 @@ func (d *Duration) UnmarshalJSON(data []byte) error {
 	} else if err := json.Unmarshal(data, &s); err != nil {
 		return fmt.Errorf("invalid duration: want a string such as \"10m\"")
 	}
-	v, err := parseDuration(s)
+	v, err := ParseDuration(s)
 	if err != nil {
 		return err
 	}

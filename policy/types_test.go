@@ -78,14 +78,14 @@ func TestDuration(t *testing.T) {
 		if got := Duration(d).String(); got != want {
 			t.Errorf("Duration(%v).String() = %q, want %q", d, got, want)
 		}
-		back, err := parseDuration(Duration(d).String())
+		back, err := ParseDuration(Duration(d).String())
 		if err != nil || time.Duration(back) != d {
-			t.Errorf("parseDuration(%q) = %v, %v", Duration(d).String(), back, err)
+			t.Errorf("ParseDuration(%q) = %v, %v", Duration(d).String(), back, err)
 		}
 	}
 	for _, s := range []string{"", "10", "ten minutes", "1d"} {
-		if _, err := parseDuration(s); err == nil {
-			t.Errorf("parseDuration(%q) accepted", s)
+		if _, err := ParseDuration(s); err == nil {
+			t.Errorf("ParseDuration(%q) accepted", s)
 		}
 	}
 }

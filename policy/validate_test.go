@@ -350,3 +350,16 @@ func TestValidEnvName(t *testing.T) {
 		}
 	}
 }
+
+func TestCheckHost(t *testing.T) {
+	for _, h := range []string{"github.com", "proxy.golang.org:443", "10.0.0.1", "[::1]:8080", "::1"} {
+		if err := CheckHost(h); err != nil {
+			t.Errorf("%q rejected: %v", h, err)
+		}
+	}
+	for _, h := range []string{"", "*.github.com", "GitHub.com", "a..b", "a.com:0", "a.com:65536", "[::1", "a b"} {
+		if CheckHost(h) == nil {
+			t.Errorf("%q accepted", h)
+		}
+	}
+}
