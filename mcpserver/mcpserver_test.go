@@ -28,10 +28,14 @@ type fakeSession struct {
 	files  map[string]string // clean relative path → content
 	limit  int               // read limit in bytes; 0 = none
 	closed int
+	exec   func(sandbox.ExecRequest) *sandbox.ExecResult
 }
 
 func (f *fakeSession) Exec(ctx context.Context, r sandbox.ExecRequest) (*sandbox.ExecResult, error) {
-	return nil, &sandbox.Error{Code: sandbox.CodeUnsupported, Message: "no exec in the fake"}
+	if f.exec == nil {
+		return nil, &sandbox.Error{Code: sandbox.CodeUnsupported, Message: "no exec in the fake"}
+	}
+	return f.exec(r), nil
 }
 
 func (f *fakeSession) clean(p string) (string, error) {
@@ -448,5 +452,66 @@ func TestToolList(t *testing.T) {
 	sort.Strings(names)
 	if got := strings.Join(names, " "); got != "bash edit_file list_files read_file write_file" {
 		t.Errorf("tools %s", got)
+	}
+}
+
+// TestBashResult: when a result is an error, and what its text says.
+func TestBashResult(t *testing.T) {
+	deny := &events.Event{Kind: events.Deny, Layer: events.LayerSeccomp, Op: "mount", Target: "mount", Rule: "seccomp.deny.mount"}
+	cut := &events.Event{Kind: events.Limit, Layer: events.LayerLimit, Op: "exec", Target: "output", Rule: "limits.output",
+		Detail: map[string]any{"limit": "output", "value": 10}}
+	var got sandbox.ExecRequest
+	var next *sandbox.ExecResult
+	f := &fakeSession{exec: func(r sandbox.ExecRequest) *sandbox.ExecResult {
+		got = r
+		res := *next
+		res.Timing = map[string]int64{}
+		return &res
+	}}
+	cs := connect(t, New(f, Options{MaxOutput: 1234}))
+	cases := []struct {
+		name  string
+		res   sandbox.ExecResult
+		error bool
+		text  []string
+	}{
+		{"success", sandbox.ExecResult{Stdout: []byte("out\n")}, false, []string{"exit code 0\n--- stdout ---\nout"}},
+		{"plain failure", sandbox.ExecResult{ExitCode: 1, Stderr: []byte("no match")}, false, []string{"exit code 1", "--- stderr ---\nno match"}},
+		{"refused and failed", sandbox.ExecResult{ExitCode: 32, Denials: []*events.Event{deny}}, true,
+			[]string{"exit code 32", "--- cordon ---\ncordon refused the system call mount"}},
+		{"refused, yet succeeded", sandbox.ExecResult{Denials: []*events.Event{deny}}, false, []string{"cordon refused"}},
+		{"output cut", sandbox.ExecResult{ExitCode: 141, Truncated: true, Denials: []*events.Event{cut}}, false,
+			[]string{"output cut at the limit", "output limit of 10 bytes"}},
+		{"binary output", sandbox.ExecResult{Stdout: []byte("a\xffb")}, false, []string{"a\uFFFDb"}},
+	}
+	for _, c := range cases {
+		next = &c.res
+		r := mustCall(t, cs, "bash", map[string]any{"command": "x"})
+		if r.isError != c.error {
+			t.Errorf("%s: isError %v", c.name, r.isError)
+		}
+		for _, want := range c.text {
+			if !strings.Contains(r.text, want) {
+				t.Errorf("%s: text %q lacks %q", c.name, r.text, want)
+			}
+		}
+		if len(r.structured["denials"].([]any)) != len(c.res.Denials) {
+			t.Errorf("%s: structured %v", c.name, r.structured)
+		}
+	}
+	if got.MaxOutput != 1234 || got.Timeout != 0 {
+		t.Errorf("request %+v", got)
+	}
+
+	// timeout_s shortens the call timeout (10s in the fake), never
+	// extends it.
+	next = &sandbox.ExecResult{}
+	mustCall(t, cs, "bash", map[string]any{"command": "x", "timeout_s": 2.5})
+	if got.Timeout != 2500*time.Millisecond {
+		t.Errorf("timeout_s 2.5: %v", got.Timeout)
+	}
+	r := mustCall(t, cs, "bash", map[string]any{"command": "x", "timeout_s": 3600})
+	if got.Timeout != 10*time.Second || !strings.Contains(r.text, "above the session's call timeout") {
+		t.Errorf("timeout_s 3600: %v, %q", got.Timeout, r.text)
 	}
 }

@@ -135,6 +135,10 @@ func TestMCPTools(t *testing.T) {
 				t.Errorf("%s: the denial is not explained: %q", command, r.text)
 			}
 		}
+		r = callTool(t, cs, "bash", map[string]any{"command": "head -c 1000000 /dev/zero | tr '\\0' x"})
+		if r.isError || !strings.Contains(r.text, "output cut at the limit") || len(r.text) > 300<<10 {
+			t.Errorf("a huge output: error=%v, %d bytes of text", r.isError, len(r.text))
+		}
 		r = callTool(t, cs, "bash", map[string]any{"command": "sleep 5", "timeout_s": 0.3})
 		if !r.isError || !strings.Contains(r.text, "timed out") || !strings.Contains(r.text, "timeout limit") {
 			t.Errorf("timeout: %+v", r)
