@@ -29,7 +29,7 @@ const maxCommand = 32*4096 - 1
 
 const bashDescription = `Run a shell command in the sandboxed workspace and return its exit code, stdout and stderr.
 
-The command runs as /bin/sh -c COMMAND inside a cordon session: the workspace is read-write, system directories are read-only, /tmp and $HOME are private to the session, network access goes through an allowlisting proxy, and calls have time, memory and output limits. Each call starts a fresh shell in the workspace (or cwd), so cd and variables do not carry over to the next call; files do.
+The command runs as /bin/sh -c COMMAND inside a cordon session: the workspace is read-write, system directories are read-only, /tmp and $HOME are private to the session, outbound network access is limited by policy (it may be unavailable), and calls have time, memory and output limits. Each call starts a fresh shell in the workspace (or cwd), so cd and variables do not carry over to the next call; files do.
 
 When cordon refuses something the command tried (a system call, a file, a host, a limit), the result says what was refused, by which rule, and which capability could allow it, and marks the result as an error if the command failed because of it. A plain non-zero exit is not an error of the tool: read the exit code and stderr.
 

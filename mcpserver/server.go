@@ -201,9 +201,10 @@ func newServer(sessionFor func(context.Context, *mcp.ServerSession) (Session, er
 	t.addEditFile(s)
 	t.addListFiles(s)
 	// request_capability joins these when the grants subsystem exists:
-	// one more registration, addRequestCapability(s, grants), built like
-	// the others on addTool and toolError, with the grants interface
-	// passed in through Options.
+	// one more registration, t.addRequestCapability(s, o.Grants) when
+	// Options carries a grants interface, its handler built like the
+	// others on addTool (schema, invalid params) and result/toolError,
+	// finding the call's session with t.session.
 	return s
 }
 
