@@ -672,3 +672,17 @@ func lastLines(b []byte, n int) string {
 	}
 	return strings.Join(lines, "\n")
 }
+
+// TestCallTimeout: the default call timeout is the policy's, or the
+// runtime's when the policy sets none.
+func TestCallTimeout(t *testing.T) {
+	pol := policy.Default()
+	pol.Limits.Timeout = policy.Duration(3 * time.Second)
+	if s, _ := open(t, workspace(t), pol); s.CallTimeout() != 3*time.Second {
+		t.Errorf("policy timeout 3s: CallTimeout %v", s.CallTimeout())
+	}
+	pol.Limits.Timeout = 0
+	if s, _ := open(t, workspace(t), pol); s.CallTimeout() <= 0 {
+		t.Errorf("no policy timeout: CallTimeout %v, want the runtime's default", s.CallTimeout())
+	}
+}

@@ -359,6 +359,12 @@ func (s *Session) Created() time.Time { return s.created }
 // Bus returns the bus the session publishes on.
 func (s *Session) Bus() *events.Bus { return s.bus }
 
+// CallTimeout returns the wall-clock timeout a call gets when its
+// request sets none: the policy's, or the runtime's default.
+func (s *Session) CallTimeout() time.Duration {
+	return time.Duration(s.plan.Limits.TimeoutMS) * time.Millisecond
+}
+
 // read demultiplexes frames from the supervisor to pending calls.
 func (s *Session) read() {
 	defer close(s.readDone)

@@ -25,11 +25,12 @@ func Run(ctx context.Context, o Options, r ExecRequest) (*ExecResult, error) {
 	return nil, errUnsupported
 }
 
-func (s *Session) ID() string         { return "" }
-func (s *Session) Workspace() string  { return "" }
-func (s *Session) Created() time.Time { return time.Time{} }
-func (s *Session) Bus() *events.Bus   { return nil }
-func (s *Session) Close() error       { return nil }
+func (s *Session) ID() string                 { return "" }
+func (s *Session) Workspace() string          { return "" }
+func (s *Session) Created() time.Time         { return time.Time{} }
+func (s *Session) Bus() *events.Bus           { return nil }
+func (s *Session) CallTimeout() time.Duration { return 0 }
+func (s *Session) Close() error               { return nil }
 func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) {
 	return nil, errUnsupported
 }

@@ -1,0 +1,83 @@
+package events
+
+import (
+	"encoding/json"
+	"strings"
+	"testing"
+)
+
+func TestExplainNothing(t *testing.T) {
+	for _, in := range [][]*Event{nil, {}, {{Kind: CallStart}, {Kind: CallEnd}}} {
+		if got := Explain(in); got != "" {
+			t.Errorf("Explain(%v) = %q, want empty", in, got)
+		}
+	}
+}
+
+func TestExplain(t *testing.T) {
+	unshare := &Event{Kind: Deny, Layer: LayerSeccomp, Op: "unshare", Target: "unshare", Rule: "seccomp.deny.unshare_newns",
+		Detail: map[string]any{"reason": "unshare with namespace flags CLONE_NEWUSER", "pid": 21}}
+	ptrace := &Event{Kind: Deny, Layer: LayerSeccomp, Op: "ptrace", Target: "ptrace", Rule: "seccomp.deny.ptrace",
+		Remedy: &Remedy{Capability: "proc.ptrace"}, Detail: map[string]any{"reason": "ptrace is not granted.", "count": 3}}
+	read := &Event{Kind: Deny, Layer: LayerPolicy, Op: "read_file", Target: "../x", Rule: "policy.workspace.beneath",
+		Detail: map[string]any{"reason": `read_file "../x": path is outside the workspace`}}
+	timeout := &Event{Kind: Limit, Layer: LayerLimit, Op: "exec", Target: "timeout", Rule: "limits.timeout",
+		Remedy: &Remedy{Capability: "limit.timeout:2s"}, Detail: map[string]any{"limit": "timeout", "value": "1s"}}
+	output := &Event{Kind: Limit, Layer: LayerLimit, Op: "exec", Target: "output", Rule: "limits.output",
+		Detail: map[string]any{"limit": "output", "value": int64(1024)}}
+
+	got := Explain([]*Event{unshare, ptrace, read, {Kind: CallEnd}, timeout, output})
+	want := []string{
+		`cordon refused the system call unshare (seccomp rule seccomp.deny.unshare_newns: unshare with namespace flags CLONE_NEWUSER); no capability can allow this.`,
+		`cordon refused the system call ptrace 3 times (seccomp rule seccomp.deny.ptrace: ptrace is not granted); request capability proc.ptrace to allow it.`,
+		`cordon refused read_file "../x" (policy rule policy.workspace.beneath: read_file "../x": path is outside the workspace); no capability can allow this.`,
+		`The call reached the timeout limit of 1s (rule limits.timeout): its processes were killed; request capability limit.timeout:2s to allow it.`,
+		`The call reached the output limit of 1024 bytes (rule limits.output): output past the limit was dropped; no capability can allow this.`,
+		`Repeating a refused operation is refused again: change the approach instead.`,
+	}
+	if w := strings.Join(want, " "); got != w {
+		t.Errorf("Explain:\n got %s\nwant %s", got, w)
+	}
+	if strings.Contains(got, "\n") || strings.Contains(got, "21") {
+		t.Errorf("not one paragraph, or leaks detail fields other than the reason: %q", got)
+	}
+	if ptrace.Detail["count"] != 3 || len(unshare.Detail) != 2 {
+		t.Errorf("Explain modified its input: %v %v", ptrace.Detail, unshare.Detail)
+	}
+}
+
+// TestExplainCounts: repeats are counted whether the slice is folded or
+// not, and after a JSON round trip (counts become float64).
+func TestExplainCounts(t *testing.T) {
+	mk := func() *Event {
+		return &Event{Kind: Deny, Layer: LayerSeccomp, Op: "mount", Target: "mount", Rule: "seccomp.deny.mount"}
+	}
+	raw := []*Event{mk(), mk(), mk()}
+	want := "cordon refused the system call mount 3 times (seccomp rule seccomp.deny.mount)"
+	if got := Explain(raw); !strings.HasPrefix(got, want) {
+		t.Errorf("unfolded: %q", got)
+	}
+	folded := Fold([]*Event{mk(), mk(), mk()})
+	if got := Explain(folded); !strings.HasPrefix(got, want) {
+		t.Errorf("folded: %q", got)
+	}
+	b, _ := json.Marshal(folded)
+	var decoded []*Event
+	if err := json.Unmarshal(b, &decoded); err != nil {
+		t.Fatal(err)
+	}
+	if got := Explain(decoded); !strings.HasPrefix(got, want) {
+		t.Errorf("after JSON: %q", got)
+	}
+}
+
+// TestExplainLimitsOnly: a cut output is no refusal, so no advice to
+// change the approach.
+func TestExplainLimitsOnly(t *testing.T) {
+	got := Explain([]*Event{{Kind: Limit, Target: "pids", Rule: "limits.pids", Remedy: &Remedy{Capability: "limit.pids:256"},
+		Detail: map[string]any{"limit": "pids", "value": float64(128)}}})
+	want := "The call reached the pids limit of 128 (rule limits.pids): a new process or thread was refused; request capability limit.pids:256 to allow it."
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}
