@@ -69,6 +69,14 @@ type Denial struct {
 	PID  int
 	PPID int
 	UID  int // in the initial user namespace
+	// LoginUID (auid) and AuditSession (ses) are the process's audit
+	// login uid and session id, inherited by every descendant and
+	// unchangeable without CAP_AUDIT_CONTROL once set; NoLoginUID
+	// (4294967295) when never set. A supervisor that sets its own
+	// loginuid before it drops privileges marks every denial of its
+	// session with an AuditSession of its own.
+	LoginUID     uint32
+	AuditSession uint32
 	// Syscall is the system call's number on Arch (an AUDIT_ARCH_*
 	// value); SyscallName is its name when Arch is this binary's own.
 	Syscall     int
@@ -77,8 +85,11 @@ type Denial struct {
 	Exit        int // the system call's result, -errno on failure
 	Comm        string
 	Exe         string
-	// Argv is the process's command line from AUDIT_PROCTITLE, which the
-	// kernel cuts at 128 bytes.
+	// Argv is the command line from AUDIT_PROCTITLE, cut by the kernel
+	// at 128 bytes. The kernel reads it at the first audit event a task
+	// logs and keeps it for the task's life: after an execve by a task
+	// that had logged before (a shell refused a redirection, then exec'd
+	// a tool), it is the old program's. Comm and Exe are current.
 	Argv []string
 }
 
@@ -108,6 +119,10 @@ type Domain struct {
 	// without LOG_SAME_EXEC, audit disabled for a time) or were lost.
 	Denials uint64
 }
+
+// NoLoginUID is the audit login uid and session id of a process that
+// never had one set: (uid_t)-1.
+const NoLoginUID = 4294967295
 
 // ops maps Landlock's names of access rights (security/landlock/audit.c)
 // to cordon's operation names where they differ; the others keep the
@@ -187,6 +202,8 @@ func denialFrom(acc, sys, title record, hasSys, hasTitle bool) *Denial {
 		d.PID = int(sys.int("pid"))
 		d.PPID = int(sys.int("ppid"))
 		d.UID = int(sys.int("uid"))
+		d.LoginUID = uint32(sys.uint("auid", NoLoginUID))
+		d.AuditSession = uint32(sys.uint("ses", NoLoginUID))
 		d.Syscall = int(sys.int("syscall"))
 		d.Exit = int(sys.int("exit"))
 		d.Comm = sys.get("comm")

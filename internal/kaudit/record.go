@@ -96,6 +96,16 @@ func (r record) int(key string) int64 {
 	return n
 }
 
+// uint returns key as an unsigned 32-bit decimal, or def.
+func (r record) uint(key string, def uint64) uint64 {
+	v, _ := r.raw(key)
+	n, err := strconv.ParseUint(v, 10, 32)
+	if err != nil {
+		return def
+	}
+	return n
+}
+
 // parseRecord parses the text of one record as the kernel sends it over
 // netlink: "audit(SECONDS.MILLIS:SERIAL): key=value ...". The type comes
 // from the netlink header.

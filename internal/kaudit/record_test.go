@@ -73,6 +73,7 @@ func summary(e Event) string {
 		s += fmt.Sprintf(" target=%d/%s", d.TargetPID, d.TargetComm)
 	}
 	if d.HasSyscall {
+		s += fmt.Sprintf(" auid=%d ses=%d", d.LoginUID, d.AuditSession)
 		s += fmt.Sprintf(" pid=%d ppid=%d uid=%d syscall=%d/%s arch=%x exit=%d comm=%q exe=%q argv0=%q",
 			d.PID, d.PPID, d.UID, d.Syscall, d.SyscallName, d.Arch, d.Exit, d.Comm, d.Exe, first(d.Argv))
 	}
@@ -276,7 +277,7 @@ func TestAssembler(t *testing.T) {
 		return fmt.Sprintf(`type=1423 msg=audit(100.000:%d): domain=a blockers=fs.read_file path="%s" dev="vda" ino=1`, serial, path)
 	}
 	sys := func(serial, pid int) string {
-		return fmt.Sprintf(`type=1300 msg=audit(100.000:%d): arch=c000003e syscall=257 success=no exit=-13 ppid=1 pid=%d uid=0 comm="cat" exe="/usr/bin/cat"`, serial, pid)
+		return fmt.Sprintf(`type=1300 msg=audit(100.000:%d): arch=c000003e syscall=257 success=no exit=-13 ppid=1 pid=%d auid=1000 uid=0 ses=%d comm="cat" exe="/usr/bin/cat"`, serial, pid, pid+1)
 	}
 	eoe := func(serial int) string { return fmt.Sprintf(`type=1320 msg=audit(100.000:%d): `, serial) }
 	t0 := time.Unix(1000, 0)
@@ -288,7 +289,10 @@ func TestAssembler(t *testing.T) {
 			got = append(got, a.add(mustRecord(t, l), t0)...)
 		}
 		if len(got) != 2 || got[0].Denial.Path != "/b" || got[0].Denial.PID != 20 || got[1].Denial.Path != "/a" || got[1].Denial.PID != 10 {
-			t.Errorf("got %v", got)
+			t.Fatalf("got %v", got)
+		}
+		if d := got[0].Denial; d.LoginUID != 1000 || d.AuditSession != 21 {
+			t.Errorf("auid %d ses %d", d.LoginUID, d.AuditSession)
 		}
 		if _, ok := a.deadline(); ok {
 			t.Error("a group is still pending")
@@ -308,6 +312,9 @@ func TestAssembler(t *testing.T) {
 		got := a.expire(t0.Add(time.Second))
 		if len(got) != 1 || got[0].Denial.HasSyscall || got[0].Denial.PID != 0 || got[0].Denial.Path != "/a" {
 			t.Errorf("got %v", got)
+		}
+		if d := got[0].Denial; d.LoginUID != 0 || d.AuditSession != 0 {
+			t.Errorf("auid %d ses %d without a syscall record", d.LoginUID, d.AuditSession)
 		}
 		// A late EOE for it is ignored.
 		if got := a.add(mustRecord(t, eoe(1)), t0); len(got) != 0 {
