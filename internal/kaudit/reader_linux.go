@@ -61,6 +61,7 @@ func Open(opts Options) (*Reader, error) {
 		events: make(chan Event, opts.Buffer),
 		asm:    newAssembler(opts.Window, opts.MaxPending),
 		done:   make(chan struct{}),
+		quit:   make(chan struct{}),
 	}
 	go r.loop()
 	return r, nil
@@ -73,10 +74,11 @@ type Reader struct {
 	conn   syscall.RawConn
 	events chan Event
 	asm    *assembler
-	done   chan struct{}
+	done   chan struct{} // closed when loop returns
+	quit   chan struct{} // closed by Close: stop waiting for the consumer
 
 	overflows atomic.Uint64 // ENOBUFS: the kernel dropped records for us
-	dropped   atomic.Uint64 // Events not delivered: the channel was full
+	dropped   atomic.Uint64 // Events not delivered: nobody took them before Close
 
 	loopErr error       // why loop stopped before Close, read after done
 	closing atomic.Bool // set before the file is closed
@@ -86,14 +88,16 @@ type Reader struct {
 }
 
 // Events is where the Reader delivers, in the kernel's order. It is
-// closed after Close. An Event that does not fit (the channel's buffer
-// is full) is dropped and counted in Lost.
+// closed by Close. While it is full the Reader stops reading and records
+// wait in the socket's buffer (4 MiB, some thousands of records); past
+// that the kernel drops them for this reader (Lost's overflows).
 func (r *Reader) Events() <-chan Event { return r.events }
 
-// Lost counts what did not reach Events: Overflows is how many times the
+// Lost counts what did not reach Events: overflows is how many times the
 // kernel reported dropping records because the socket's buffer was full
-// (each may be many records), Dropped how many Events found Events full.
-// The kernel's own losses (its backlog limit) are in Status.Lost.
+// (each may be many records), dropped how many Events were still pending
+// or undelivered at Close. The kernel's own losses (its backlog limit) are
+// in Status.Lost.
 func (r *Reader) Lost() (overflows, dropped uint64) {
 	return r.overflows.Load(), r.dropped.Load()
 }
@@ -106,10 +110,15 @@ func (r *Reader) Lost() (overflows, dropped uint64) {
 func (r *Reader) Close() error {
 	r.closeOnce.Do(func() {
 		r.closing.Store(true)
+		close(r.quit)
 		err := r.file.Close()
 		<-r.done
 		for _, e := range r.asm.flush() {
-			r.deliver(e)
+			select {
+			case r.events <- e:
+			default:
+				r.dropped.Add(1)
+			}
 		}
 		close(r.events)
 		r.closeErr = errors.Join(err, r.loopErr, hostAudit.release())
@@ -188,10 +197,11 @@ func (r *Reader) deliverAll(es []Event) {
 	}
 }
 
+// deliver waits for the consumer, or Close.
 func (r *Reader) deliver(e Event) {
 	select {
 	case r.events <- e:
-	default:
+	case <-r.quit:
 		r.dropped.Add(1)
 	}
 }
