@@ -298,13 +298,14 @@ func classify(err error) error {
 
 func statusOf(s auditStatus) Status {
 	return Status{
-		Enabled:         s.Enabled,
-		Failure:         s.Failure,
-		DaemonPID:       s.PID,
-		RateLimit:       s.RateLimit,
-		BacklogLimit:    s.BacklogLimit,
-		Lost:            s.Lost,
-		Backlog:         s.Backlog,
-		BacklogWaitTime: s.BacklogWaitTime,
+		Enabled:               s.Enabled,
+		Failure:               s.Failure,
+		DaemonPID:             s.PID,
+		RateLimit:             s.RateLimit,
+		BacklogLimit:          s.BacklogLimit,
+		Lost:                  s.Lost,
+		Backlog:               s.Backlog,
+		BacklogWaitTime:       s.BacklogWaitTime,
+		BacklogWaitTimeActual: s.BacklogWaitTimeActual,
 	}
 }

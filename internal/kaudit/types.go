@@ -50,8 +50,12 @@ type Status struct {
 	// backlog limit, no memory).
 	Lost uint32
 	// BacklogWaitTime is how long, in jiffies, a task that may sleep
-	// waits for room in the backlog (Landlock's records never wait).
-	BacklogWaitTime uint32
+	// waits for room in the backlog. Landlock's records never wait, but
+	// the SYSCALL record written at the denied call's exit does: a
+	// process refused faster than kauditd drains the backlog is slowed.
+	// BacklogWaitTimeActual is the time tasks spent waiting so far.
+	BacklogWaitTime       uint32
+	BacklogWaitTimeActual uint32
 }
 
 var (
