@@ -170,11 +170,11 @@ func setEnabled(fd int, enabled uint32, seq uint32) error {
 }
 
 // receive reads one record from the READLOG socket fd: its type and its
-// text. The kernel puts one record in each datagram, and in the copy it
-// multicasts nlmsg_len has long counted the payload only (a quirk kept
-// for old listeners), so the datagram's length is what is trusted; a
-// trailing NUL is dropped. ok is false for a datagram that is not a
-// record from the kernel.
+// text. The kernel puts one record in each datagram. Its multicast copy
+// has a correct nlmsg_len (the unicast copy to auditd counts the payload
+// only, a quirk auditd relies on), but the datagram's length is what is
+// trusted either way; a trailing NUL is dropped. ok is false for a
+// datagram that is not a record from the kernel.
 func receive(fd int, buf []byte) (typ uint16, text []byte, ok bool, err error) {
 	n, _, _, from, err := unix.Recvmsg(fd, buf, nil, 0)
 	if err != nil {

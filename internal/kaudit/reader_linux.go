@@ -36,6 +36,9 @@ func ReadStatus() (Status, error) {
 // and network namespaces; without them the error matches ErrNotPermitted.
 func Open(opts Options) (*Reader, error) {
 	opts = opts.withDefaults()
+	if err := initialNetNS(); err != nil {
+		return nil, err
+	}
 	fd, err := openReadlog()
 	if err != nil {
 		return nil, classify(err)
@@ -65,6 +68,26 @@ func Open(opts Options) (*Reader, error) {
 	}
 	go r.loop()
 	return r, nil
+}
+
+// initialNetNS fails if this process is not in the initial network
+// namespace: the kernel multicasts audit records there only, and a
+// listener elsewhere would wait for nothing. kthreadd (PID 2 in the
+// initial PID namespace) is a kernel thread and lives there; outside the
+// initial PID namespace AUDIT_GET fails anyway.
+func initialNetNS() error {
+	comm, err := os.ReadFile("/proc/2/comm")
+	if err != nil || string(comm) != "kthreadd\n" {
+		return nil // cannot tell from here
+	}
+	var self, kernel unix.Stat_t
+	if unix.Stat("/proc/self/ns/net", &self) != nil || unix.Stat("/proc/2/ns/net", &kernel) != nil {
+		return nil
+	}
+	if self.Dev != kernel.Dev || self.Ino != kernel.Ino {
+		return fmt.Errorf("%w: not in the initial network namespace, where the kernel multicasts audit records", ErrNotPermitted)
+	}
+	return nil
 }
 
 // Reader delivers Landlock's audit records as Events. Create it with
@@ -106,7 +129,8 @@ func (r *Reader) Lost() (overflows, dropped uint64) {
 // and, if this was the process's last Reader, puts the host's audit
 // enabled flag back as Open found it. It returns an error if that could
 // not be done (or was not done because someone else changed the setting
-// meanwhile; see ErrNotRestored).
+// meanwhile; see ErrNotRestored), and the error that stopped the Reader
+// early, if one did (Events then stayed open, silent, until Close).
 func (r *Reader) Close() error {
 	r.closeOnce.Do(func() {
 		r.closing.Store(true)

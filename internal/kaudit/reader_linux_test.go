@@ -26,6 +26,7 @@ const (
 	childEnv        = "CORDON_KAUDIT_CHILD"
 	childLandlocked = "landlocked"   // restrict, then exec sh -c $KAUDIT_SCRIPT
 	childUserNS     = "unprivileged" // try ReadStatus and Open, report
+	childNetNS      = "netns"        // try Open in a new network namespace
 )
 
 // unprivilegedOK is what the unprivileged child prints when both calls
@@ -103,6 +104,15 @@ func TestChild(t *testing.T) {
 			t.Fatalf("ReadStatus: %v; Open: %v; want ErrNotPermitted from both", errStatus, errOpen)
 		}
 		fmt.Printf("%s\nReadStatus: %v\nOpen: %v\n", unprivilegedOK, errStatus, errOpen)
+	case childNetNS:
+		r, err := Open(Options{})
+		if r != nil {
+			r.Close()
+		}
+		if !errors.Is(err, ErrNotPermitted) {
+			t.Fatalf("Open: %v; want ErrNotPermitted", err)
+		}
+		fmt.Printf("%s\nOpen: %v\n", unprivilegedOK, err)
 	default:
 		t.Fatalf("unknown child mode %q", os.Getenv(childEnv))
 	}
@@ -373,13 +383,26 @@ func TestCloseLeavesOthersChanges(t *testing.T) {
 // in the initial user namespace, so ErrNotPermitted from both.
 func TestUnprivileged(t *testing.T) {
 	needAudit(t)
-	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$")
-	cmd.Env = append(os.Environ(), childEnv+"="+childUserNS)
-	cmd.SysProcAttr = &syscall.SysProcAttr{
+	runRefused(t, childUserNS, &syscall.SysProcAttr{
 		Cloneflags:  syscall.CLONE_NEWUSER,
 		UidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
 		GidMappings: []syscall.SysProcIDMap{{ContainerID: 0, HostID: 0, Size: 1}},
-	}
+	})
+}
+
+// TestOtherNetNS runs Open as root in a new network namespace, where no
+// audit record is multicast: ErrNotPermitted rather than silence.
+func TestOtherNetNS(t *testing.T) {
+	needAudit(t)
+	runRefused(t, childNetNS, &syscall.SysProcAttr{Cloneflags: syscall.CLONE_NEWNET})
+}
+
+// runRefused runs a child mode that must print unprivilegedOK.
+func runRefused(t *testing.T, mode string, attr *syscall.SysProcAttr) {
+	t.Helper()
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$")
+	cmd.Env = append(os.Environ(), childEnv+"="+mode)
+	cmd.SysProcAttr = attr
 	out, err := cmd.CombinedOutput()
 	if err != nil || !bytes.Contains(out, []byte(unprivilegedOK)) {
 		t.Fatalf("child: %v\n%s", err, out)
