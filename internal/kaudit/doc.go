@@ -34,7 +34,9 @@
 // auditd keeps receiving everything and cordon reads a copy beside it.
 // Without a daemon the records still reach the group (checked on Linux
 // 6.18); the kernel then also prints each record to its own log (dmesg,
-// rate-limited) and drops it.
+// rate-limited) and drops it. The kernel logs each subscription and
+// unsubscription while audit is on (AUDIT_EVENT_LISTENER, type 1335), so
+// a host's audit log shows when cordon started and stopped reading.
 //
 // Records are written only while auditing is enabled. If it is off, Open
 // turns it on (AUDIT_SET with only the enabled bit in the mask), and the
@@ -69,7 +71,8 @@
 // # Privileges
 //
 // Reading needs CAP_AUDIT_READ, and AUDIT_GET/AUDIT_SET need
-// CAP_AUDIT_CONTROL from the initial user and PID namespaces: a rootless
-// process cannot read these records at all (ErrNotPermitted). Linux only;
-// elsewhere Open and ReadStatus return ErrNotSupported.
+// CAP_AUDIT_CONTROL from the initial user and PID namespaces; records are
+// multicast in the initial network namespace only. A rootless process
+// cannot read them at all, nor can one in a container (ErrNotPermitted).
+// Linux only; elsewhere Open and ReadStatus return ErrNotSupported.
 package kaudit
