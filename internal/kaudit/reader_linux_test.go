@@ -251,9 +251,9 @@ func TestDenialsAfterExec(t *testing.T) {
 		case d != nil && d.PID == loud.pid:
 			mine = append(mine, d)
 			switch {
-			case d.Path == outside && d.Ops()[0] == "fs.make_reg":
+			case d.Path == outside && equal(d.Ops(), "fs.make_reg"):
 				created = d
-			case d.Path == existing && d.Ops()[0] == "fs.write":
+			case d.Path == existing && equal(d.Ops(), "fs.write"):
 				written = d
 			}
 		case e.Domain != nil && e.Domain.Status == "allocated":
@@ -316,6 +316,7 @@ func equal(got []string, want ...string) bool {
 func TestCloseRestoresAudit(t *testing.T) {
 	needAudit(t)
 	before := settings(t)
+	fds, goroutines := openFDs(t), runtime.NumGoroutine()
 	a, err := Open(Options{})
 	if err != nil {
 		t.Fatal(err)
@@ -346,6 +347,21 @@ func TestCloseRestoresAudit(t *testing.T) {
 	if _, ok := <-a.Events(); ok {
 		t.Error("Events is open after Close")
 	}
+	if n := openFDs(t); n != fds {
+		t.Errorf("%d descriptors open before, %d after", fds, n)
+	}
+	if n := runtime.NumGoroutine(); n > goroutines {
+		t.Errorf("%d goroutines before, %d after", goroutines, n)
+	}
+}
+
+func openFDs(t *testing.T) int {
+	t.Helper()
+	ents, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
 
 // TestCloseLeavesOthersChanges turns auditing off behind an open
