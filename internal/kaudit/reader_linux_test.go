@@ -209,7 +209,7 @@ func TestDenialsAfterExec(t *testing.T) {
 	if err := os.WriteFile(existing, []byte("before\n"), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	const script = `echo x > "$OUT/denied"; echo x > "$OUT/existing"; echo y > "$ALLOWED/ok" && cat /etc/hostname >/dev/null && echo wrote-and-read`
+	const script = `echo x > "$OUT/denied"; echo x > "$OUT/existing"; echo y > "$ALLOWED/ok" && cat "$OUT/existing" >/dev/null && echo wrote-and-read`
 
 	// Without the flag first: anything it logged would arrive before
 	// the second child's records.
