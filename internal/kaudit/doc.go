@@ -11,8 +11,8 @@
 // and an AUDIT_LANDLOCK_DOMAIN record (type 1424) the first time a domain
 // shows in the log and again when it is freed:
 //
-//	domain=1d7f0b178 status=allocated mode=enforcing pid=25560 uid=0 exe="/usr/bin/cordon" comm="cordon"
-//	domain=1d7f0b178 status=deallocated denials=22
+//	domain=1d7f0b21e status=allocated mode=enforcing pid=31011 uid=2000000000 exe="/usr/bin/cordon" comm="exe"
+//	domain=1d7f0b21e status=deallocated denials=1
 //
 // The records of one system call share an audit serial
 // ("audit(1795908918.312:35)") with the AUDIT_SYSCALL record written at
@@ -55,8 +55,9 @@
 //
 // Losses are counted, not hidden: the kernel's backlog (Status.Lost, when
 // more than Status.BacklogLimit records wait for kauditd; Landlock's
-// records never wait for room), the socket's buffer (Reader.Lost
-// overflows) and a full Events channel (Reader.Lost dropped). A domain's
+// records never wait for room), the socket's buffer, where records wait
+// while the consumer of Events is slow (Reader.Lost overflows), and what
+// was still pending at Close (Reader.Lost dropped). A domain's
 // deallocation record carries how many denials the kernel counted for it,
 // logged or not.
 //
