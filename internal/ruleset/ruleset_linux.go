@@ -14,18 +14,41 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/plan"
 )
 
-// For builds the session's Landlock ruleset from its plan, with paths as
+// Options are the ruleset's settings that are not in the plan. The zero
+// value is what For builds.
+type Options struct {
+	// LogNewExec makes the domain write kernel audit records for the
+	// accesses it refuses after an execve(2), that is in the executor and
+	// in every tool it runs (LANDLOCK_RESTRICT_SELF_LOG_NEW_EXEC_ON, ABI
+	// 7; left out on older kernels, where the returned flags say so).
+	// Without it a domain logs only the denials of the program that
+	// created it, up to its next execve(2): here the supervisor thread
+	// that starts the executor. Set it when the host reads the records
+	// (package kaudit): while audit is on, a host's auditd receives every
+	// logged denial of the session too.
+	LogNewExec bool
+}
+
+// For builds the session's Landlock ruleset with the zero Options.
+func For(p *plan.Plan) (fd int, flags uint32, err error) {
+	return ForOptions(p, Options{})
+}
+
+// ForOptions builds the session's Landlock ruleset from its plan, with paths as
 // the view has them (call it after pivot_root): the view's read-only
 // binds readable and executable, the workspace, /tmp, $HOME and writable
 // binds read-write, the minimal /dev, and /proc readable. IPC is scoped to
 // the domain: no signals to, and no abstract unix sockets of, processes
 // outside it (the supervisor, the host). The caller owns the returned
-// descriptor.
-func For(p *plan.Plan) (fd int, flags uint32, err error) {
+// descriptor; flags are for landlock_restrict_self(2) (RestrictThread).
+func ForOptions(p *plan.Plan, o Options) (fd int, flags uint32, err error) {
 	cfg := landlock.Config{
 		HandledAccessFS: landlock.V7.HandledAccessFS,
 		Scoped:          landlock.V7.Scoped,
 	}.BestEffort()
+	if o.LogNewExec {
+		cfg = cfg.EnableLoggingForSubprocesses()
+	}
 	rw := []string{"/tmp", p.Home, "/dev/shm"}
 	var ro, roFiles []string
 	for _, b := range p.Binds {

@@ -1,0 +1,335 @@
+package kaudit
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// ReadStatus returns the host's audit settings (AUDIT_GET). It needs
+// CAP_AUDIT_CONTROL in the initial user and PID namespaces.
+func ReadStatus() (Status, error) {
+	fd, err := openAudit(0)
+	if err != nil {
+		return Status{}, classify(err)
+	}
+	defer unix.Close(fd)
+	s, err := getStatus(fd, nextSeq())
+	if err != nil {
+		return Status{}, classify(err)
+	}
+	return statusOf(s), nil
+}
+
+// Open subscribes to the kernel's read-only copy of the audit log
+// (AUDIT_NLGRP_READLOG) and starts reading Landlock's records from it.
+// If auditing is disabled (Status.Enabled 0), Open enables it, and the
+// last Close of this process restores it; see the package documentation
+// for what that does to the host. It needs CAP_AUDIT_READ and
+// CAP_AUDIT_CONTROL in the initial user namespace, and the initial PID
+// and network namespaces; without them the error matches ErrNotPermitted.
+func Open(opts Options) (*Reader, error) {
+	opts = opts.withDefaults()
+	if err := initialNetNS(); err != nil {
+		return nil, err
+	}
+	fd, err := openReadlog()
+	if err != nil {
+		return nil, classify(err)
+	}
+	if err := hostAudit.acquire(); err != nil {
+		unix.Close(fd)
+		return nil, err
+	}
+	// From here the socket is the poller's: Close interrupts a receive.
+	f := os.NewFile(uintptr(fd), "audit-readlog")
+	rc, err := f.SyscallConn()
+	if err == nil {
+		// Fails unless the runtime's poller took the socket.
+		err = f.SetReadDeadline(time.Time{})
+	}
+	if err != nil {
+		f.Close()
+		return nil, errors.Join(fmt.Errorf("polling the audit socket: %w", err), hostAudit.release())
+	}
+	r := &Reader{
+		file:   f,
+		conn:   rc,
+		events: make(chan Event, opts.Buffer),
+		asm:    newAssembler(opts.Window, opts.MaxPending),
+		done:   make(chan struct{}),
+		quit:   make(chan struct{}),
+	}
+	go r.loop()
+	return r, nil
+}
+
+// initialNetNS fails if this process is not in the initial network
+// namespace: the kernel multicasts audit records there only, and a
+// listener elsewhere would wait for nothing. kthreadd (PID 2 in the
+// initial PID namespace) is a kernel thread and lives there; outside the
+// initial PID namespace AUDIT_GET fails anyway.
+func initialNetNS() error {
+	comm, err := os.ReadFile("/proc/2/comm")
+	if err != nil || string(comm) != "kthreadd\n" {
+		return nil // cannot tell from here
+	}
+	var self, kernel unix.Stat_t
+	if unix.Stat("/proc/self/ns/net", &self) != nil || unix.Stat("/proc/2/ns/net", &kernel) != nil {
+		return nil
+	}
+	if self.Dev != kernel.Dev || self.Ino != kernel.Ino {
+		return fmt.Errorf("%w: not in the initial network namespace, where the kernel multicasts audit records", ErrNotPermitted)
+	}
+	return nil
+}
+
+// Reader delivers Landlock's audit records as Events. Create it with
+// Open; it reads until Close.
+type Reader struct {
+	file   *os.File
+	conn   syscall.RawConn
+	events chan Event
+	asm    *assembler
+	done   chan struct{} // closed when loop returns
+	quit   chan struct{} // closed by Close: stop waiting for the consumer
+
+	overflows atomic.Uint64 // ENOBUFS: the kernel dropped records for us
+	dropped   atomic.Uint64 // Events not delivered: nobody took them before Close
+
+	loopErr error       // why loop stopped before Close, read after done
+	closing atomic.Bool // set before the file is closed
+
+	closeOnce sync.Once
+	closeErr  error
+}
+
+// Events is where the Reader delivers, in the kernel's order. It is
+// closed by Close. While it is full the Reader stops reading and records
+// wait in the socket's buffer (4 MiB, some thousands of records); past
+// that the kernel drops them for this reader (Lost's overflows).
+func (r *Reader) Events() <-chan Event { return r.events }
+
+// Lost counts what did not reach Events: overflows is how many times the
+// kernel reported dropping records because the socket's buffer was full
+// (each may be many records), dropped how many Events were still pending
+// or undelivered at Close. The kernel's own losses (its backlog limit) are
+// in Status.Lost.
+func (r *Reader) Lost() (overflows, dropped uint64) {
+	return r.overflows.Load(), r.dropped.Load()
+}
+
+// Close stops reading, delivers what is still pending, closes Events
+// and, if this was the process's last Reader, puts the host's audit
+// enabled flag back as Open found it. It returns an error if that could
+// not be done (or was not done because someone else changed the setting
+// meanwhile; see ErrNotRestored), and the error that stopped the Reader
+// early, if one did (Events then stayed open, silent, until Close).
+func (r *Reader) Close() error {
+	r.closeOnce.Do(func() {
+		r.closing.Store(true)
+		close(r.quit)
+		err := r.file.Close()
+		<-r.done
+		for _, e := range r.asm.flush() {
+			select {
+			case r.events <- e:
+			default:
+				r.dropped.Add(1)
+			}
+		}
+		close(r.events)
+		r.closeErr = errors.Join(err, r.loopErr, hostAudit.release())
+	})
+	return r.closeErr
+}
+
+func (r *Reader) loop() {
+	defer close(r.done)
+	buf := make([]byte, maxRecord)
+	for !r.closing.Load() {
+		deadline, _ := r.asm.deadline() // zero: no deadline
+		if err := r.file.SetReadDeadline(deadline); err != nil {
+			r.stopped(err)
+			return
+		}
+		var typ uint16
+		var text []byte
+		var ok bool
+		var rerr error
+		err := r.conn.Read(func(fd uintptr) bool {
+			typ, text, ok, rerr = receive(int(fd), buf)
+			return rerr != unix.EAGAIN
+		})
+		now := time.Now()
+		switch {
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			r.deliverAll(r.asm.expire(now))
+			continue
+		case err != nil:
+			r.stopped(err)
+			return
+		case rerr == unix.ENOBUFS:
+			r.overflows.Add(1)
+			continue
+		case rerr == unix.EINTR:
+			continue
+		case rerr != nil:
+			r.stopped(os.NewSyscallError("recvmsg(NETLINK_AUDIT)", rerr))
+			return
+		case !ok:
+			continue
+		}
+		r.deliverAll(r.asm.expire(now))
+		if !interesting(typ) {
+			continue
+		}
+		rec, err := parseRecord(typ, string(text))
+		if err != nil {
+			continue
+		}
+		r.deliverAll(r.asm.add(rec, now))
+	}
+}
+
+// stopped records why the loop ends, unless Close ended it.
+func (r *Reader) stopped(err error) {
+	if !r.closing.Load() {
+		r.loopErr = fmt.Errorf("reading the audit log: %w", err)
+	}
+}
+
+// interesting is whether a record type can belong to a Landlock event;
+// the others are not parsed.
+func interesting(typ uint16) bool {
+	switch typ {
+	case typeLandlockAccess, typeLandlockDomain, typeSyscall, typeProctitle, typeEOE:
+		return true
+	}
+	return false
+}
+
+func (r *Reader) deliverAll(es []Event) {
+	for _, e := range es {
+		r.deliver(e)
+	}
+}
+
+// deliver waits for the consumer, or Close.
+func (r *Reader) deliver(e Event) {
+	select {
+	case r.events <- e:
+	case <-r.quit:
+		r.dropped.Add(1)
+	}
+}
+
+// hostAudit is this process's share of the host's audit enabled flag:
+// the first Reader enables auditing if it was off, the last one to close
+// turns it off again. Other processes are not coordinated with.
+var hostAudit auditUsers
+
+type auditUsers struct {
+	mu    sync.Mutex
+	users int
+	// restore is set when this process enabled auditing: the value to
+	// put back, and the daemon pid seen at the time.
+	restore    bool
+	prev       uint32
+	prevDaemon uint32
+}
+
+func (u *auditUsers) acquire() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.users > 0 {
+		u.users++
+		return nil
+	}
+	fd, err := openAudit(0)
+	if err != nil {
+		return classify(err)
+	}
+	defer unix.Close(fd)
+	s, err := getStatus(fd, nextSeq())
+	if err != nil {
+		return classify(err)
+	}
+	if s.Enabled == 0 {
+		if err := setEnabled(fd, 1, nextSeq()); err != nil {
+			return fmt.Errorf("enabling audit: %w", classify(err))
+		}
+		u.restore, u.prev, u.prevDaemon = true, s.Enabled, s.PID
+	}
+	u.users = 1
+	return nil
+}
+
+func (u *auditUsers) release() error {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	if u.users == 0 {
+		return nil
+	}
+	u.users--
+	if u.users > 0 || !u.restore {
+		return nil
+	}
+	u.restore = false
+	fd, err := openAudit(0)
+	if err != nil {
+		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+	}
+	defer unix.Close(fd)
+	s, err := getStatus(fd, nextSeq())
+	if err != nil {
+		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+	}
+	switch {
+	case s.Enabled != 1:
+		return fmt.Errorf("%w: enabled is %d, not the 1 this process set", ErrNotRestored, s.Enabled)
+	case s.PID != u.prevDaemon:
+		return fmt.Errorf("%w: an audit daemon (pid %d) registered meanwhile", ErrNotRestored, s.PID)
+	}
+	if err := setEnabled(fd, u.prev, nextSeq()); err != nil {
+		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+	}
+	return nil
+}
+
+var seq atomic.Uint32
+
+func nextSeq() uint32 { return seq.Add(1) }
+
+// classify marks the errors that mean "not allowed here".
+func classify(err error) error {
+	switch {
+	case errors.Is(err, unix.EPERM), errors.Is(err, unix.EACCES), errors.Is(err, unix.ECONNREFUSED):
+		// ECONNREFUSED: the kernel's answer to audit control from a user
+		// namespace other than the initial one.
+		return fmt.Errorf("%w: %w", ErrNotPermitted, err)
+	case errors.Is(err, unix.EPROTONOSUPPORT), errors.Is(err, unix.EAFNOSUPPORT):
+		return fmt.Errorf("%w: %w", ErrNotSupported, err)
+	}
+	return err
+}
+
+func statusOf(s auditStatus) Status {
+	return Status{
+		Enabled:               s.Enabled,
+		Failure:               s.Failure,
+		DaemonPID:             s.PID,
+		RateLimit:             s.RateLimit,
+		BacklogLimit:          s.BacklogLimit,
+		Lost:                  s.Lost,
+		Backlog:               s.Backlog,
+		BacklogWaitTime:       s.BacklogWaitTime,
+		BacklogWaitTimeActual: s.BacklogWaitTimeActual,
+	}
+}
