@@ -214,6 +214,7 @@ func TestMarshalRoundTrip(t *testing.T) {
 		string(DefaultYAML()),
 		minimal,
 		"version: 1\nfilesystem:\n  read: [/a, {path: /b, at: /c}, {path: '/d', optional: true}]\nlimits:\n  memory: -5\n  output: 1000\n  cpu: 1.5\n  timeout: 1h0m1s\n",
+		"version: 1\nnetwork:\n  allow: [a.com, \"[::1]:443\"]\n  allow_private: [127.0.0.1, fd00::/8]\n",
 		"version: 1\nenv:\n  set:\n    EMPTY: ''\n    SPACES: '  a  '\n    QUOTE: \"it's \\\"x\\\"\"\n",
 	} {
 		p := mustParse(t, text)
@@ -269,6 +270,16 @@ func TestEqual(t *testing.T) {
 	b := &Policy{Version: 1}
 	if !a.Equal(b) {
 		t.Error("empty list should equal missing list")
+	}
+	c := mustParse(t, "version: 1\nnetwork:\n  allow_private: []\n")
+	if !c.Equal(b) {
+		t.Error("empty allow_private should equal a missing one")
+	}
+	c.Network.AllowPrivate = []string{"10.0.0.0/8"}
+	d := c.Clone()
+	d.Network.AllowPrivate[0] = "127.0.0.1"
+	if c.Network.AllowPrivate[0] != "10.0.0.0/8" || c.Equal(d) {
+		t.Error("Clone shares network.allow_private, or Equal ignores it")
 	}
 	b.Limits.Pids = 10
 	if a.Equal(b) {

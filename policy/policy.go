@@ -100,6 +100,12 @@ type Network struct {
 	// ("*.githubusercontent.com"), or IP literals, each with an optional
 	// ":port". Empty means no network.
 	Allow []string `yaml:"allow" json:"allow"`
+	// AllowPrivate are address prefixes (CIDR, or a single IP) that
+	// allowlisted hosts may resolve or be dialled at even though they are
+	// loopback, private, link-local or otherwise not public. The proxy
+	// refuses every such address that is not covered here; a cloud
+	// metadata address must be listed as that single address.
+	AllowPrivate []string `yaml:"allow_private" json:"allow_private"`
 }
 
 // Env is the session environment. Everything else is scrubbed.
@@ -314,6 +320,7 @@ func (p *Policy) Clone() *Policy {
 	q.Filesystem.Write = slices.Clone(p.Filesystem.Write)
 	q.Filesystem.Hide = slices.Clone(p.Filesystem.Hide)
 	q.Network.Allow = slices.Clone(p.Network.Allow)
+	q.Network.AllowPrivate = slices.Clone(p.Network.AllowPrivate)
 	q.Env.Pass = slices.Clone(p.Env.Pass)
 	if p.Env.Set != nil {
 		q.Env.Set = make(map[string]string, len(p.Env.Set))
@@ -358,6 +365,7 @@ func (p *Policy) canonical() *Policy {
 	nilIfEmpty(&c.Filesystem.Write)
 	nilIfEmpty(&c.Filesystem.Hide)
 	nilIfEmpty(&c.Network.Allow)
+	nilIfEmpty(&c.Network.AllowPrivate)
 	nilIfEmpty(&c.Env.Pass)
 	if len(c.Env.Set) == 0 {
 		c.Env.Set = nil

@@ -3,9 +3,7 @@ package policy
 import (
 	"fmt"
 	"math"
-	"net/netip"
 	"path"
-	"strconv"
 	"strings"
 )
 
@@ -197,113 +195,6 @@ func checkTarget(p string) string {
 		if p == d || strings.HasPrefix(p, d+"/") {
 			return fmt.Sprintf("cannot mount at %s: %s is built by cordon", p, d)
 		}
-	}
-	return ""
-}
-
-func (v *validator) network() {
-	seen := map[string]string{}
-	for i, h := range v.p.Network.Allow {
-		field := fmt.Sprintf("network.allow[%d]", i)
-		if err := checkHostPattern(h); err != "" {
-			v.addf(field, "%s", err)
-			continue
-		}
-		if first, dup := seen[h]; dup {
-			v.addf(field, "%q is already listed at %s", h, first)
-			continue
-		}
-		seen[h] = field
-	}
-}
-
-// checkHostPattern checks a network allow entry; "" means fine.
-// Accepted: "host", "*.suffix", an IPv4 literal, an IPv6 literal (bare, or
-// in brackets), each with an optional ":port" (IPv6 with a port needs the
-// brackets).
-func checkHostPattern(s string) string {
-	bad := func(why string) string {
-		return fmt.Sprintf("invalid host %q: %s", s, why)
-	}
-	if s == "" {
-		return "host is empty"
-	}
-	// IPv6: "[addr]" or "[addr]:port" or bare "addr".
-	if strings.HasPrefix(s, "[") {
-		end := strings.IndexByte(s, ']')
-		if end < 0 {
-			return bad("missing \"]\"")
-		}
-		if a, err := netip.ParseAddr(s[1:end]); err != nil || !a.Is6() || a.Zone() != "" {
-			return bad("not an IPv6 address in brackets")
-		}
-		if rest := s[end+1:]; rest != "" {
-			if !strings.HasPrefix(rest, ":") {
-				return bad("unexpected text after \"]\"")
-			}
-			if msg := checkPort(rest[1:]); msg != "" {
-				return bad(msg)
-			}
-		}
-		return ""
-	}
-	if strings.Count(s, ":") > 1 {
-		if a, err := netip.ParseAddr(s); err != nil || !a.Is6() || a.Zone() != "" {
-			return bad("not an IPv6 address (write \"[addr]:port\" to give a port)")
-		}
-		return ""
-	}
-	host, port, hasPort := strings.Cut(s, ":")
-	if hasPort {
-		if msg := checkPort(port); msg != "" {
-			return bad(msg)
-		}
-	}
-	if a, err := netip.ParseAddr(host); err == nil {
-		if !a.Is4() {
-			return bad("not an IPv4 address")
-		}
-		return ""
-	}
-	name := strings.TrimPrefix(host, "*.")
-	if len(name) > 253 {
-		return bad("name longer than 253 characters")
-	}
-	labels := strings.Split(name, ".")
-	for _, l := range labels {
-		if l == "" {
-			return bad("empty label (\"..\", or a leading or trailing \".\")")
-		}
-		if len(l) > 63 {
-			return bad("label longer than 63 characters")
-		}
-		if l[0] == '-' || l[len(l)-1] == '-' {
-			return bad("a label cannot start or end with \"-\"")
-		}
-		for _, c := range []byte(l) {
-			if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-') {
-				if c == '*' {
-					return bad("\"*\" is allowed only as a leading \"*.\"")
-				}
-				if c >= 'A' && c <= 'Z' {
-					return bad("host names are written in lowercase")
-				}
-				return bad(fmt.Sprintf("character %q is not allowed in a host name", c))
-			}
-		}
-	}
-	if leadingDigits(labels[len(labels)-1]) == labels[len(labels)-1] {
-		return bad("all-numeric top-level label; write an IP address as four decimal numbers")
-	}
-	return ""
-}
-
-func checkPort(s string) string {
-	if s == "" || leadingDigits(s) != s || s[0] == '0' || len(s) > 5 {
-		return fmt.Sprintf("port %q must be a number from 1 to 65535", s)
-	}
-	if n, _ := strconv.Atoi(s); n < 1 || n > 65535 {
-		return fmt.Sprintf("port %q must be a number from 1 to 65535", s)
 	}
 	return ""
 }

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"net/netip"
 	"strings"
 	"testing"
 )
@@ -197,6 +198,27 @@ func TestValidate(t *testing.T) {
 		{"host twice",
 			"network:\n  allow: [a.com, a.com]\n", "network:\n  allow: [a.com, a.com:443]\n",
 			"network.allow[1]", "already listed"},
+		{"private not a prefix",
+			"network:\n  allow_private: [localhost]\n", "network:\n  allow_private: [127.0.0.1]\n",
+			"network.allow_private[0]", "CIDR prefix"},
+		{"private host bits",
+			"network:\n  allow_private: [10.1.2.3/8]\n", "network:\n  allow_private: [10.0.0.0/8]\n",
+			"network.allow_private[0]", "write 10.0.0.0/8"},
+		{"private bad length",
+			"network:\n  allow_private: [\"fd00::/129\"]\n", "network:\n  allow_private: [\"fd00::/8\"]\n",
+			"network.allow_private[0]", "CIDR prefix"},
+		{"private zone",
+			"network:\n  allow_private: [\"fe80::1%eth0\"]\n", "network:\n  allow_private: [\"fe80::1\"]\n",
+			"network.allow_private[0]", "CIDR prefix"},
+		{"private mapped",
+			"network:\n  allow_private: [\"::ffff:10.0.0.1\"]\n", "network:\n  allow_private: [10.0.0.1]\n",
+			"network.allow_private[0]", "four decimal numbers"},
+		{"private brackets",
+			"network:\n  allow_private: [\"[::1]\"]\n", "network:\n  allow_private: [\"::1\"]\n",
+			"network.allow_private[0]", "CIDR prefix"},
+		{"private twice",
+			"network:\n  allow_private: [127.0.0.1, 127.0.0.1/32]\n", "network:\n  allow_private: [127.0.0.1, 127.0.0.0/8]\n",
+			"network.allow_private[1]", "already listed at network.allow_private[0]"},
 		{"capability unknown layer",
 			"capabilities:\n  ask: [disk.write]\n", "capabilities:\n  ask: [fs.write]\n",
 			"capabilities.ask[0]", "does not start with a layer"},
@@ -275,8 +297,45 @@ func TestHostPatternsAccepted(t *testing.T) {
 		"github.com", "*.githubusercontent.com", "proxy.golang.org:443", "a", "x-1.y2.io",
 		"10.0.0.1", "10.0.0.1:8080", "::1", "[::1]", "[2001:db8::1]:443", "*.co.uk:8443",
 	} {
-		if msg := checkHostPattern(h); msg != "" {
-			t.Errorf("%q rejected: %s", h, msg)
+		if _, err := ParseHostPattern(h); err != nil {
+			t.Errorf("%q rejected: %v", h, err)
+		}
+	}
+}
+
+func TestParseHostPattern(t *testing.T) {
+	for s, want := range map[string]HostPattern{
+		"github.com":              {Name: "github.com"},
+		"*.githubusercontent.com": {Name: "githubusercontent.com", Suffix: true},
+		"*.co.uk:8443":            {Name: "co.uk", Suffix: true, Port: 8443},
+		"10.0.0.1:8080":           {Addr: netip.MustParseAddr("10.0.0.1"), Port: 8080},
+		"::1":                     {Addr: netip.IPv6Loopback()},
+		"[2001:db8::1]:443":       {Addr: netip.MustParseAddr("2001:db8::1"), Port: 443},
+		"a.com:65535":             {Name: "a.com", Port: 65535},
+	} {
+		got, err := ParseHostPattern(s)
+		if err != nil || got != want {
+			t.Errorf("ParseHostPattern(%q) = %+v, %v; want %+v", s, got, err, want)
+		}
+	}
+	if _, err := ParseHostPattern("GitHub.com"); err == nil || !strings.Contains(err.Error(), `"GitHub.com"`) {
+		t.Errorf("error does not name the entry: %v", err)
+	}
+}
+
+func TestParseAddrPrefix(t *testing.T) {
+	for s, want := range map[string]string{
+		"127.0.0.1": "127.0.0.1/32", "10.0.0.0/8": "10.0.0.0/8", "::1": "::1/128",
+		"fd00::/8": "fd00::/8", "0.0.0.0/0": "0.0.0.0/0", "169.254.169.254": "169.254.169.254/32",
+	} {
+		got, err := ParseAddrPrefix(s)
+		if err != nil || got.String() != want {
+			t.Errorf("ParseAddrPrefix(%q) = %v, %v; want %s", s, got, err, want)
+		}
+	}
+	for _, s := range []string{"", "10.0.0.0/33", "10.0.0.0/", "/8", "10.0.0.1/8", "::ffff:0:0/96", "a.com", "1.2.3.4:80"} {
+		if p, err := ParseAddrPrefix(s); err == nil {
+			t.Errorf("ParseAddrPrefix(%q) = %v, want an error", s, p)
 		}
 	}
 }
