@@ -156,31 +156,6 @@ func ParseAddrPrefix(s string) (netip.Prefix, error) {
 }
 
 func (v *validator) network() {
-	seen := map[string]string{}
-	for i, h := range v.p.Network.Allow {
-		field := fmt.Sprintf("network.allow[%d]", i)
-		if _, err := ParseHostPattern(h); err != nil {
-			v.addf(field, "%v", err)
-			continue
-		}
-		if first, dup := seen[h]; dup {
-			v.addf(field, "%q is already listed at %s", h, first)
-			continue
-		}
-		seen[h] = field
-	}
-	prefixes := map[netip.Prefix]string{}
-	for i, s := range v.p.Network.AllowPrivate {
-		field := fmt.Sprintf("network.allow_private[%d]", i)
-		p, err := ParseAddrPrefix(s)
-		if err != nil {
-			v.addf(field, "%v", err)
-			continue
-		}
-		if first, dup := prefixes[p]; dup {
-			v.addf(field, "%s is already listed at %s", p, first)
-			continue
-		}
-		prefixes[p] = field
-	}
+	checkEntries(v, "network.allow", v.p.Network.Allow, ParseHostPattern)
+	checkEntries(v, "network.allow_private", v.p.Network.AllowPrivate, ParseAddrPrefix)
 }

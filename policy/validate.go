@@ -214,19 +214,12 @@ func ValidEnvName(s string) bool {
 }
 
 func (v *validator) env() {
-	seen := map[string]string{}
-	for i, name := range v.p.Env.Pass {
-		field := fmt.Sprintf("env.pass[%d]", i)
+	checkEntries(v, "env.pass", v.p.Env.Pass, func(name string) (string, error) {
 		if !ValidEnvName(name) {
-			v.addf(field, "invalid variable name %q: want [A-Za-z_][A-Za-z0-9_]*", name)
-			continue
+			return "", fmt.Errorf("invalid variable name %q: want [A-Za-z_][A-Za-z0-9_]*", name)
 		}
-		if first, dup := seen[name]; dup {
-			v.addf(field, "%s is already listed at %s", name, first)
-			continue
-		}
-		seen[name] = field
-	}
+		return name, nil
+	})
 	for _, name := range sortedKeys(v.p.Env.Set) {
 		field := "env.set." + name
 		if !ValidEnvName(name) {
@@ -235,6 +228,26 @@ func (v *validator) env() {
 		if strings.IndexByte(v.p.Env.Set[name], 0) >= 0 {
 			v.addf(field, "value contains a NUL byte")
 		}
+	}
+}
+
+// checkEntries checks every entry of the list field name with parse, and
+// reports an entry that means the same as an earlier one (the same parsed
+// key), naming where it was first listed.
+func checkEntries[K comparable](v *validator, name string, entries []string, parse func(string) (K, error)) {
+	seen := map[K]string{}
+	for i, s := range entries {
+		field := fmt.Sprintf("%s[%d]", name, i)
+		k, err := parse(s)
+		if err != nil {
+			v.addf(field, "%v", err)
+			continue
+		}
+		if first, dup := seen[k]; dup {
+			v.addf(field, "%q is already listed at %s", s, first)
+			continue
+		}
+		seen[k] = field
 	}
 }
 
