@@ -25,6 +25,9 @@ const (
 	CallEnd      Kind = "call.end"
 	Deny         Kind = "deny"
 	Limit        Kind = "limit"
+	// NetConnect is an allowed connection through the egress proxy,
+	// emitted when it ends, with its byte counts.
+	NetConnect Kind = "net.connect"
 )
 
 // Layer names the enforcement layer that produced a deny or limit event.
