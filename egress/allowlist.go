@@ -43,7 +43,11 @@ func ParseAllowlist(hosts []string, private []string) (*Allowlist, error) {
 
 // With returns a copy of a widened by more host patterns, for runtime
 // grants. The private prefixes stay those of a: only a policy widens them.
+// A nil a is the empty allowlist.
 func (a *Allowlist) With(hosts ...string) (*Allowlist, error) {
+	if a == nil {
+		a = &Allowlist{}
+	}
 	b := &Allowlist{
 		hosts:    slices.Clone(a.hosts),
 		patterns: slices.Clone(a.patterns),

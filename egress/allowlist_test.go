@@ -58,6 +58,9 @@ func TestAllowlistAllows(t *testing.T) {
 	if none.Allows("github.com", 443) || none.Hosts() != nil {
 		t.Error("a nil Allowlist allows something")
 	}
+	if one, err := none.With("github.com"); err != nil || !one.Allows("github.com", 443) {
+		t.Errorf("nil.With: %v", err)
+	}
 }
 
 // A name pattern never matches an IP literal, nor an IP pattern a name.
