@@ -316,6 +316,16 @@ func TestNetworkAllow(t *testing.T) {
 	if code, _ := raw(t, c, "POST", "/v1/sessions/nope/network/allow", `{"hosts":["a.example"]}`); code != http.StatusNotFound {
 		t.Errorf("allow on an unknown session: %d", code)
 	}
+	// A refusal by the proxy is counted by outcome (e.example is not
+	// allowlisted, so the proxy refuses before resolving it).
+	res, err := c.Exec(ctx, id, ExecRequest{Command: "curl -sS -m 10 http://e.example/"})
+	if err != nil || !bytes.Contains(res, []byte("net.connect:e.example")) {
+		t.Errorf("curl to a host not allowlisted: %s %v", res, err)
+	}
+	if _, metrics := raw(t, c, "GET", "/metrics", ""); !strings.Contains(metrics, `cordon_egress_requests_total{outcome="denied"} 1`) ||
+		!strings.Contains(metrics, `cordon_denials_total{kind="deny",layer="net"} 1`) {
+		t.Errorf("metrics lack the egress refusal:\n%s", metrics)
+	}
 }
 
 func TestEventStream(t *testing.T) {

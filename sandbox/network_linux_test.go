@@ -183,16 +183,23 @@ func goModuleProxy(t *testing.T) http.Handler {
 }
 
 func openNet(t *testing.T, ws string, allow, private []string) *sandbox.Session {
+	s, _ := openNetBus(t, ws, allow, private)
+	return s
+}
+
+func openNetBus(t *testing.T, ws string, allow, private []string) (*sandbox.Session, *events.Subscription) {
 	t.Helper()
 	pol := policy.Default()
 	pol.Network.Allow = allow
 	pol.Network.AllowPrivate = private
-	s, err := sandbox.Open(context.Background(), sandbox.Options{Workspace: ws, Policy: pol, Resolve: labResolve})
+	bus := events.NewBus()
+	sub := bus.Subscribe(1024)
+	s, err := sandbox.Open(context.Background(), sandbox.Options{Workspace: ws, Policy: pol, Resolve: labResolve, Bus: bus})
 	if err != nil {
 		t.Fatalf("opening session: %v", err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return s
+	return s, sub
 }
 
 // netDenial finds the net deny event for target in a result.
@@ -221,7 +228,7 @@ func TestEgress(t *testing.T) {
 	need(t, "curl", "git", "go")
 	ws := workspace(t)
 	lab := startLab(t, ws)
-	s := openNet(t, ws,
+	s, sub := openNetBus(t, ws,
 		[]string{"plain.test", "secure.test", "git.test", "goproxy.test", "rebind.test", "meta.test"},
 		[]string{"127.0.0.1"})
 	trust := fmt.Sprintf("export CURL_CA_BUNDLE=%[1]s GIT_SSL_CAINFO=%[1]s SSL_CERT_FILE=%[1]s; ", lab.caFile)
@@ -230,6 +237,17 @@ func TestEgress(t *testing.T) {
 		r := sh(t, s, "curl -sS -m 20 http://plain.test:"+lab.plainPort+"/hello")
 		if got := string(r.Stdout); got != "hello from plain.test:"+lab.plainPort+"\n" {
 			t.Errorf("allowlisted HTTP: %q %q", got, r.Stderr)
+		}
+		// What left is on the record: host, bytes both ways.
+		deadline := time.After(5 * time.Second)
+		for seen := false; !seen; {
+			select {
+			case e := <-sub.C:
+				seen = e.Kind == events.NetConnect && e.Call == r.Call && e.Target == "plain.test:"+lab.plainPort &&
+					e.Detail["bytes_up"].(int64) > 0 && e.Detail["bytes_down"].(int64) > 0
+			case <-deadline:
+				t.Fatal("no net.connect event for the allowed request")
+			}
 		}
 		r = sh(t, s, "curl -sS -m 20 http://denied.test:"+lab.plainPort+"/hello")
 		if !strings.Contains(string(r.Stdout), "net.connect:denied.test") {
