@@ -100,10 +100,48 @@ func TestApplyGrants(t *testing.T) {
 		apply()
 	})
 
+	t.Run("fs.write", func(t *testing.T) {
+		// A host directory outside the view: only root-started sessions
+		// can mount one into a live session.
+		dir := t.TempDir()
+		os.Chmod(dir, 0o755)
+		write := func() *sandbox.ExecResult { return sh(t, s, "echo granted > "+dir+"/out && cat "+dir+"/in") }
+		os.WriteFile(filepath.Join(dir, "in"), []byte("host file\n"), 0o644)
+		if r := write(); r.ExitCode == 0 {
+			t.Fatalf("wrote %s before any grant: %q", dir, r.Stdout)
+		}
+		err := s.ApplyGrants([]string{"fs.write:" + dir})
+		var se *sandbox.Error
+		if os.Geteuid() != 0 {
+			if !errors.As(err, &se) || se.Code != sandbox.CodeUnsupported {
+				t.Errorf("rootless fs.write grant: %v, want unsupported", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := write(); r.ExitCode != 0 || string(r.Stdout) != "host file\n" {
+			t.Errorf("under fs.write:%s: exit %d %q %q", dir, r.ExitCode, r.Stdout, r.Stderr)
+		}
+		if b, err := os.ReadFile(filepath.Join(dir, "out")); err != nil || string(b) != "granted\n" {
+			t.Errorf("the host file written under the grant: %q %v", b, err)
+		}
+		apply()
+		os.Remove(filepath.Join(dir, "out"))
+		if r := write(); r.ExitCode == 0 {
+			t.Errorf("wrote %s after the grant was revoked", dir)
+		}
+		if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+			t.Errorf("the revoked grant's file was written on the host")
+		}
+	})
+
 	t.Run("refusals", func(t *testing.T) {
 		var se *sandbox.Error
 		for _, c := range []struct{ cap, code string }{
-			{"fs.read:/opt", sandbox.CodeUnsupported},
+			{"fs.read:/root/.ssh", sandbox.CodeDenied}, // the default policy's never list
+			{"fs.write:relative", sandbox.CodeInvalid},
 			{"net.connect", sandbox.CodeInvalid},
 			{"limit.memory:lots", sandbox.CodeInvalid},
 			{"proc.fly", sandbox.CodeInvalid},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -101,6 +102,10 @@ type Session struct {
 	limits   atomic.Pointer[plan.Limits]
 	grantMu  sync.Mutex // serializes ApplyGrants and AllowHosts
 	grants   []string
+	mounted  []fsGrant // filesystem grants mounted in the view
+	walker   int       // the uid whose access host paths are opened with (-1: this process's)
+	ids      idMap
+	egress   *net.UnixConn // the supervisor's datagram socket: proxy connections in, rulesets out
 
 	mu           sync.Mutex
 	lastCounters countersSnapshot // cgroup limit counters at the last call end
@@ -169,6 +174,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if foreign(o.Caller) {
 		walker = o.Caller.UID
 	}
+	s.walker, s.ids = walker, ids
 	var tree *os.File
 	if ids.rootful {
 		if tree, err = idmappedWorkspace(ws, walker, ids.hostUID+1, ids.hostGID+1); err != nil {
@@ -263,6 +269,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	s.created = time.Now()
 	go s.read()
+	s.egress = egressMine
 	go s.serveEgress(egressMine, s.egressConfig(o))
 
 	timing := map[string]int64{

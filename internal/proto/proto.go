@@ -88,6 +88,10 @@ type Request struct {
 	Received int64 `json:"received,omitempty"`
 	// Plan is the new plan of OpReconfigure.
 	Plan *plan.Plan `json:"plan,omitempty"`
+	// Ruleset says the new executor is restricted by the Landlock
+	// ruleset the host passed on the egress socket just before, not by
+	// the supervisor's own.
+	Ruleset bool `json:"ruleset,omitempty"`
 }
 
 // Kind says what a Response frame carries.

@@ -27,6 +27,11 @@ type Options struct {
 	// (package kaudit): while audit is on, a host's auditd receives every
 	// logged denial of the session too.
 	LogNewExec bool
+	// ExeFD, when positive, is an O_PATH descriptor of the cordon binary,
+	// for a caller to whom /proc/self/exe does not name it (a host thread
+	// that joined the session's mount namespace, where /proc is the
+	// session's).
+	ExeFD int
 }
 
 // For builds the session's Landlock ruleset with the zero Options.
@@ -78,10 +83,13 @@ func ForOptions(p *plan.Plan, o Options) (fd int, flags uint32, err error) {
 		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"),
 		landlock.RWFiles("/dev/tty").WithIoctlDev().IgnoreIfMissing(),
 		landlock.RWDirs("/dev/pts").WithIoctlDev(),
-		// The cordon binary itself, reached only through /proc/self/exe
-		// (it is not in the view): the executor is started inside the
-		// domain.
-		landlock.PathAccess(ll.AccessFSExecute|ll.AccessFSReadFile, "/proc/self/exe"),
+	}
+	// The cordon binary itself, reached only through /proc/self/exe
+	// (it is not in the view): the executor is started inside the
+	// domain.
+	const exeAccess = ll.AccessFSExecute | ll.AccessFSReadFile
+	if o.ExeFD <= 0 {
+		rules = append(rules, landlock.PathAccess(exeAccess, "/proc/self/exe"))
 	}
 	fd, flags, err = cfg.NewRulesetFD(rules...)
 	if err != nil {
@@ -89,6 +97,13 @@ func ForOptions(p *plan.Plan, o Options) (fd int, flags uint32, err error) {
 	}
 	if fd < 0 {
 		return -1, 0, errors.New("this kernel has no Landlock")
+	}
+	if o.ExeFD > 0 {
+		attr := ll.PathBeneathAttr{AllowedAccess: exeAccess, ParentFd: o.ExeFD}
+		if err := ll.LandlockAddPathBeneathRule(fd, &attr, 0); err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("adding the cordon binary to the ruleset: %w", err)
+		}
 	}
 	return fd, flags, nil
 }

@@ -37,6 +37,9 @@ const maxExpected = 256
 type bridge struct {
 	host *net.UnixConn // to the host: one datagram per accepted connection
 	ln   *net.TCPListener
+	// rulesets are Landlock ruleset descriptors the host sends the other
+	// way on the same socket, for the next executor (a filesystem grant).
+	rulesets chan int
 
 	mu       sync.Mutex
 	expected []expectation // connects to the proxy port, oldest first
@@ -66,7 +69,35 @@ func listenProxy(host *os.File) (*bridge, error) {
 		c.Close()
 		return nil, errors.New("the host's egress socket is not a unix socket")
 	}
-	return &bridge{host: uc, ln: ln}, nil
+	b := &bridge{host: uc, ln: ln, rulesets: make(chan int, 4)}
+	go b.receive()
+	return b, nil
+}
+
+// receive takes the descriptors the host passes to the supervisor.
+func (b *bridge) receive() {
+	buf := make([]byte, 16)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := b.host.ReadMsgUnix(buf, oob)
+		if err != nil || n == 0 {
+			return // the host is gone
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 || string(buf[:n]) != "ruleset" {
+			continue
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds[1:] {
+			unix.Close(fd)
+		}
+		if len(fds) > 0 {
+			b.rulesets <- fds[0]
+		}
+	}
 }
 
 // expect notes that a process of call is connecting to the proxy port, so

@@ -262,7 +262,14 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 func (s *supervisor) reconfigure(req *proto.Request) {
 	res := &proto.Result{Timing: map[string]int64{}}
 	t0 := time.Now()
-	x, _, err := s.startExecutor(req.Plan)
+	var err error
+	if req.Ruleset {
+		err = s.takeRuleset()
+	}
+	var x *executor
+	if err == nil {
+		x, _, err = s.startExecutor(req.Plan)
+	}
 	if err != nil {
 		res.Error = &proto.CallError{Code: proto.CodeFailed, Message: "starting a new executor: " + err.Error()}
 	} else {
@@ -355,6 +362,23 @@ func (s *supervisor) landlock(p *plan.Plan) (fd int, flags uint32, err error) {
 		s.rulesetFD, s.rulesetFlags = fd, flags
 	}
 	return s.rulesetFD, s.rulesetFlags, nil
+}
+
+// takeRuleset makes the ruleset the host passed for this reconfigure the
+// one executors are restricted by from now on.
+func (s *supervisor) takeRuleset() error {
+	select {
+	case fd := <-s.bridge.rulesets:
+		s.mu.Lock()
+		if s.rulesetFD > 0 {
+			unix.Close(s.rulesetFD)
+		}
+		s.rulesetFD = fd
+		s.mu.Unlock()
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the host's ruleset did not arrive")
+	}
 }
 
 // reap waits for an executor. If the current one dies, the session
