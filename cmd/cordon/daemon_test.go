@@ -21,7 +21,7 @@ func TestDaemonClients(t *testing.T) {
 	}
 	defer os.RemoveAll(dir)
 	socket := filepath.Join(dir, "d.sock")
-	serve := exec.Command(os.Args[0], "serve", "--socket", socket)
+	serve := exec.Command(os.Args[0], "serve", "--socket", socket, "--audit", filepath.Join(dir, "audit.jsonl"))
 	serve.Env = append(os.Environ(), "CORDON_TEST_MAIN=1")
 	if err := serve.Start(); err != nil {
 		t.Fatal(err)
