@@ -4,6 +4,7 @@ import (
 	"errors"
 	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -107,17 +108,29 @@ func (s *Session) record(e *events.Event) {
 }
 
 // AllowHosts adds host patterns (the syntax of the policy's
-// network.allow) to the session's egress allowlist. The change applies to
-// connections the proxy decides from then on; a connection already open
-// is not affected.
+// network.allow) to the session's egress allowlist for the rest of the
+// session; ApplyGrants keeps them. The change applies to connections the
+// proxy decides from then on; a connection already open is not affected.
 func (s *Session) AllowHosts(hosts ...string) error {
-	s.allowMu.Lock()
-	defer s.allowMu.Unlock()
-	next, err := s.allow.Load().With(hosts...)
+	s.grantMu.Lock()
+	defer s.grantMu.Unlock()
+	extra := append(slices.Clone(s.extraHosts), hosts...)
+	if err := s.setAllowlist(extra, s.grantedHosts); err != nil {
+		return err
+	}
+	s.extraHosts = extra
+	return nil
+}
+
+// setAllowlist makes the egress allowlist the policy's hosts, then extra,
+// then granted. The caller holds grantMu.
+func (s *Session) setAllowlist(extra, granted []string) error {
+	hosts := slices.Concat(s.pol.Network.Allow, extra, granted)
+	al, err := egress.ParseAllowlist(hosts, s.pol.Network.AllowPrivate)
 	if err != nil {
 		return &Error{Code: CodeInvalid, Message: err.Error()}
 	}
-	s.allow.Store(next)
+	s.allow.Store(al)
 	return nil
 }
 

@@ -86,8 +86,21 @@ type Session struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
-	allow   atomic.Pointer[egress.Allowlist]
-	allowMu sync.Mutex // serializes allowlist changes
+	// allow is the egress allowlist: the policy's hosts, those added by
+	// AllowHosts (extraHosts) and those granted (grantedHosts).
+	allow        atomic.Pointer[egress.Allowlist]
+	extraHosts   []string
+	grantedHosts []string
+
+	// What grants change: the policy and plan the session was opened
+	// with, the plan of the executor serving new calls, and the limits
+	// in force.
+	pol      *policy.Policy
+	basePlan *plan.Plan
+	execPlan *plan.Plan
+	limits   atomic.Pointer[plan.Limits]
+	grantMu  sync.Mutex // serializes ApplyGrants and AllowHosts
+	grants   []string
 
 	mu           sync.Mutex
 	lastCounters countersSnapshot // cgroup limit counters at the last call end
@@ -138,6 +151,9 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	s := &Session{id: id, plan: p, bus: bus, pending: map[string]*pending{}, readDone: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
 	s.allow.Store(allow)
+	s.pol, s.basePlan, s.execPlan = pol, p, p
+	lim := p.Limits
+	s.limits.Store(&lim)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	cleanup := []func(){s.stop}
 	fail := func(err error) (*Session, error) {
@@ -385,7 +401,7 @@ func (s *Session) Bus() *events.Bus { return s.bus }
 // CallTimeout returns the wall-clock timeout a call gets when its
 // request sets none: the policy's, or the runtime's default.
 func (s *Session) CallTimeout() time.Duration {
-	return time.Duration(s.plan.Limits.TimeoutMS) * time.Millisecond
+	return time.Duration(s.limits.Load().TimeoutMS) * time.Millisecond
 }
 
 // read demultiplexes frames from the supervisor to pending calls.

@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/plan"
 )
 
 // The hidden argv[1] values that start cordon's session stages.
@@ -53,6 +54,10 @@ const (
 	// OpStdin carries a chunk of a running call's stdin (the payload),
 	// or its end (Close).
 	OpStdin Op = "stdin"
+	// OpReconfigure asks the supervisor to serve new calls from a new
+	// executor under Plan (a grant widened what the kernel allows); the
+	// answer is a result frame for the request's call id.
+	OpReconfigure Op = "reconfigure"
 )
 
 // Request asks the executor to perform one tool call.
@@ -81,6 +86,8 @@ type Request struct {
 	// Received is when the host accepted the call, in Unix microseconds,
 	// so the executor can report queueing time.
 	Received int64 `json:"received,omitempty"`
+	// Plan is the new plan of OpReconfigure.
+	Plan *plan.Plan `json:"plan,omitempty"`
 }
 
 // Kind says what a Response frame carries.

@@ -148,7 +148,7 @@ func (n *notifier) connect(note seccomp.Notification, call string) {
 	}
 	reason := fmt.Sprintf("direct connection to %s refused: the session reaches the network only through cordon's egress proxy at http://127.0.0.1:%d (HTTP_PROXY, HTTPS_PROXY and ALL_PROXY name it)", dst, plan.ProxyPort)
 	e := &events.Event{
-		Time: time.Now(), Session: n.s.plan.Session, Call: call,
+		Time: time.Now(), Session: n.s.session(), Call: call,
 		Kind: events.Deny, Layer: events.LayerNet, Op: "net.connect", Target: dst.String(),
 		Rule:   "network.direct",
 		Detail: map[string]any{"pid": note.PID, "reason": reason},
