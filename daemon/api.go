@@ -15,6 +15,10 @@ import (
 
 // API v1 bodies. The field names are a contract (docs/api.md).
 
+// MaxWait is the longest a request may wait for a grant's decision
+// (GET /v1/grants/{id}?wait=...); a client that wants longer asks again.
+const MaxWait = 10 * time.Minute
+
 // CreateRequest is the body of POST /v1/sessions.
 type CreateRequest struct {
 	Workspace string `json:"workspace"`

@@ -20,10 +20,6 @@ import (
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
-// MaxWait is the longest a request may wait for a grant's decision
-// (GET /v1/grants/{id}?wait=...); a client that wants longer asks again.
-const MaxWait = 10 * time.Minute
-
 // grantBroker is the daemon's grant broker, started with the daemon's
 // audit log or at the first grant request.
 type grantBroker struct {

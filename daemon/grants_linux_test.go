@@ -599,6 +599,35 @@ func TestGrantLimitMemory(t *testing.T) {
 	}
 }
 
+// TestGrantUnapplicable: a grant the session cannot apply (the sandbox
+// answers unsupported: fs grants in a live session) is revoked, saying
+// why, and the session's other grants still apply.
+func TestGrantUnapplicable(t *testing.T) {
+	lab := startGrantLab(t, func(p *policy.Policy) {
+		p.Capabilities.Auto = append(p.Capabilities.Auto, "fs.read")
+		p.Capabilities.Never = []string{"net.connect:never.test"}
+	})
+	net := lab.request(t, lab.id, GrantRequest{Capability: "net.connect:auto.test", Reason: "fixtures", Scope: "session"})
+	fs := lab.request(t, lab.id, GrantRequest{Capability: "fs.read:/srv/data", Reason: "fixtures", Scope: "session"})
+	if net.State != "granted" || fs.State != "granted" {
+		t.Fatalf("auto grants: %+v %+v", net, fs)
+	}
+	if !lab.fetch(t, lab.id, "auto.test") {
+		t.Error("the applicable grant does not apply beside one that cannot")
+	}
+	if g := lab.get(t, fs.ID); g.State != "revoked" || g.EndedBy != "uid:"+strconv.Itoa(os.Geteuid()) {
+		t.Errorf("the grant the session cannot apply: %+v", g)
+	}
+	if g := lab.get(t, net.ID); g.State != "granted" || g.UsedBy == "" {
+		t.Errorf("the grant it can: %+v", g)
+	}
+	_, byGrant := auditRecords(t, lab.auditPath)
+	rs := byGrant[fs.ID]
+	if len(rs) != 3 || rs[2].Kind != audit.GrantRevoke || !strings.Contains(rs[2].Note, "cannot apply") {
+		t.Errorf("audit of the grant the session cannot apply: %+v", rs)
+	}
+}
+
 // ptraceProbe attaches to a child of its own with ptrace(2).
 const ptraceProbe = `python3 -c '
 import ctypes, os, signal, time

@@ -25,7 +25,8 @@ type Session struct {
 }
 
 // OpenSession opens a session owned by this process's user, as POST
-// /v1/sessions does. Errors are *APIError.
+// /v1/sessions does. Errors are the session's (*sandbox.Error,
+// *policy.Error) or *APIError.
 func (s *Server) OpenSession(ctx context.Context, r CreateRequest) (*Session, error) {
 	e, err := s.open(ctx, self(), r)
 	if err != nil {

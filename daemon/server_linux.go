@@ -349,7 +349,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, p peer) {
 
 var errShuttingDown = &APIError{Status: http.StatusServiceUnavailable, Body: ErrorBody{Error: ErrorDetail{Code: "closed", Message: "the daemon is shutting down"}}}
 
-// open opens a session for the caller p.
+// open opens a session for the caller p. Its errors are the session's
+// (*sandbox.Error, *policy.Error), or an *APIError.
 func (s *Server) open(ctx context.Context, p peer, req CreateRequest) (*entry, error) {
 	if !filepath.IsAbs(req.Workspace) {
 		return nil, apiError(http.StatusBadRequest, "invalid", "workspace must be an absolute path")
@@ -358,7 +359,7 @@ func (s *Server) open(ctx context.Context, p peer, req CreateRequest) (*entry, e
 	if req.Policy != "" {
 		var err error
 		if pol, err = policy.Load([]byte(req.Policy), "policy"); err != nil {
-			return nil, apiError(http.StatusBadRequest, "invalid", err.Error())
+			return nil, err
 		}
 		hash = grants.PolicyHash([]byte(req.Policy))
 	}
@@ -378,7 +379,7 @@ func (s *Server) open(ctx context.Context, p peer, req CreateRequest) (*entry, e
 		CountEgress: s.metrics.countEgress,
 	})
 	if err != nil {
-		return nil, sandboxAPIError(err)
+		return nil, err
 	}
 	e := &entry{s: sess, uid: p.uid, created: sess.Created(), pol: pol, policyHash: hash, enforce: newEnforcement()}
 	s.mu.Lock()
