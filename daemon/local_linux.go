@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/cordon-sandbox/cordon/policy"
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
@@ -58,8 +59,22 @@ func (h *Session) ListDir(ctx context.Context, p string) ([]sandbox.FileInfo, er
 	return fileCall(h.srv, ctx, h.e, func() ([]sandbox.FileInfo, error) { return h.e.s.ListDir(ctx, p) })
 }
 
-// CallTimeout is the session's timeout of a call that sets none.
-func (h *Session) CallTimeout() time.Duration { return h.e.s.CallTimeout() }
+// CallTimeout is the timeout of the session's next call that sets none:
+// the session's, or a limit.timeout grant's in force that is longer
+// (which the call will apply).
+func (h *Session) CallTimeout() time.Duration {
+	t := h.e.s.CallTimeout()
+	if b := h.srv.grants.get(); b != nil {
+		for _, g := range b.Active(h.ID()) {
+			if c := g.Parts(); c.Layer == "limit" && c.Verb == "timeout" {
+				if d, err := policy.ParseDuration(c.Target); err == nil {
+					t = max(t, time.Duration(d))
+				}
+			}
+		}
+	}
+	return t
+}
 
 // Close removes the session from the daemon and closes it; its grants
 // end.

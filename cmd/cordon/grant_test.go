@@ -269,9 +269,16 @@ func TestMCPRequestCapability(t *testing.T) {
 		return res.Content[0].(*mcp.TextContent).Text, structured
 	}
 
+	const capped = "above the session's call timeout"
+	if r := callTool(t, cs, "bash", map[string]any{"command": "true", "timeout_s": 900}); !strings.Contains(r.text, capped) {
+		t.Errorf("control: timeout_s 900 under the default 10m: %+v", r)
+	}
 	text, st := capability(map[string]any{"capability": "limit.timeout:20m", "reason": "a long build", "scope": "session"})
 	if st["state"] != "granted" || !strings.HasPrefix(text, "Granted: limit.timeout:20m, by the session's policy") {
 		t.Errorf("auto: %q %v", text, st)
+	}
+	if r := callTool(t, cs, "bash", map[string]any{"command": "true", "timeout_s": 900}); strings.Contains(r.text, capped) {
+		t.Errorf("timeout_s 900 after limit.timeout:20m was granted: %+v", r)
 	}
 	text, st = capability(map[string]any{"capability": "net.connect:never.test", "reason": "fetch", "scope": "call"})
 	if st["state"] != "denied" || !strings.HasPrefix(text, "Denied: net.connect:never.test") {
