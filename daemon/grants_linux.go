@@ -572,8 +572,11 @@ func (s *Server) decideGrant(v verb) func(http.ResponseWriter, *http.Request, pe
 	return func(w http.ResponseWriter, r *http.Request, p peer) {
 		var req DecisionRequest
 		body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, 64<<10))
-		if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			writeError(w, http.StatusRequestEntityTooLarge, "too_large", "body over 64 KiB", nil)
+			return
+		} else if err != nil {
+			writeError(w, http.StatusBadRequest, "invalid", "reading the body: "+err.Error(), nil)
 			return
 		}
 		if len(body) > 0 && !decodeBytes(w, body, &req) {

@@ -758,3 +758,17 @@ func TestGrantEventsFile(t *testing.T) {
 		t.Errorf("grant events on the bus: %v", kinds)
 	}
 }
+
+// TestGrantLongPoll: a wait longer than the daemon's read timeout is not
+// cut short by it.
+func TestGrantLongPoll(t *testing.T) {
+	defer func(d time.Duration) { readTimeout = d }(readTimeout)
+	readTimeout = 500 * time.Millisecond
+	lab := startGrantLab(t, nil)
+	g := lab.request(t, lab.id, GrantRequest{Capability: "proc.ptrace", Reason: "debug", Scope: "session"})
+	t0 := time.Now()
+	w, err := lab.c.Grant(context.Background(), g.ID, 2*time.Second)
+	if err != nil || w.State != "pending" || time.Since(t0) < 2*time.Second {
+		t.Errorf("a 2s wait past a 0.5s read timeout: %+v %v after %v", w, err, time.Since(t0))
+	}
+}

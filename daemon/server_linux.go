@@ -40,6 +40,10 @@ func CgroupParent(socket string) string {
 	return "cordon-daemon-" + hex.EncodeToString(sum[:6])
 }
 
+// readTimeout bounds the reading of a request, headers and body (a
+// variable for tests).
+var readTimeout = 2 * time.Minute
+
 // Request size limits.
 const (
 	maxJSONBody = 16 << 20 // a create or exec body, stdin included
@@ -118,7 +122,7 @@ func New(o Options) *Server {
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // headers and body; a slow client cannot hold a request open
+		ReadTimeout:       readTimeout, // headers and body; a slow client cannot hold a request open
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ConnContext:       withPeer,
