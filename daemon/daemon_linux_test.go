@@ -67,7 +67,7 @@ type testDaemon struct {
 // startDaemon serves a daemon with o (Bus and Socket filled in) on a
 // socket in a fresh directory; its audit log is beside it unless
 // o.AuditPath names one for the daemon to open.
-func startDaemon(t *testing.T, o Options) *testDaemon {
+func startDaemon(t testing.TB, o Options) *testDaemon {
 	t.Helper()
 	dir, err := os.MkdirTemp("", "cordon-daemon-test-")
 	if err != nil {
@@ -110,7 +110,7 @@ func startDaemon(t *testing.T, o Options) *testDaemon {
 	return d
 }
 
-func workspace(t *testing.T) string {
+func workspace(t testing.TB) string {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	return dir

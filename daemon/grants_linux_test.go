@@ -36,7 +36,7 @@ import (
 //	auto:  net.connect:auto.test, net.connect:call.test, net.connect:ttl.test
 //	ask:   net.connect, limit.memory, proc.ptrace
 //	never: net.connect:never.test, fs.*
-func grantPolicy(t *testing.T, edit func(*policy.Policy)) string {
+func grantPolicy(t testing.TB, edit func(*policy.Policy)) string {
 	t.Helper()
 	p := policy.Default()
 	p.Network.Allow = nil
@@ -72,7 +72,7 @@ type grantLab struct {
 	policy string // its policy text
 }
 
-func startGrantLab(t *testing.T, edit func(*policy.Policy)) *grantLab {
+func startGrantLab(t testing.TB, edit func(*policy.Policy)) *grantLab {
 	t.Helper()
 	web := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprintf(w, "hello %s\n", strings.Split(r.Host, ":")[0])
@@ -85,7 +85,7 @@ func startGrantLab(t *testing.T, edit func(*policy.Policy)) *grantLab {
 }
 
 // session opens another session under the lab's policy.
-func (lab *grantLab) session(t *testing.T) string {
+func (lab *grantLab) session(t testing.TB) string {
 	t.Helper()
 	id, err := lab.c.Create(context.Background(), CreateRequest{Workspace: workspace(t), Policy: lab.policy})
 	if err != nil {
@@ -771,4 +771,50 @@ func TestGrantLongPoll(t *testing.T) {
 	if err != nil || w.State != "pending" || time.Since(t0) < 2*time.Second {
 		t.Errorf("a 2s wait past a 0.5s read timeout: %+v %v after %v", w, err, time.Since(t0))
 	}
+}
+
+// FuzzGrantRequest posts arbitrary bodies to the grant endpoint of a live
+// session: the daemon answers 201, 400 or 429, never anything else, and
+// what it grants is a well-formed capability with a scope and TTL the
+// broker accepts.
+func FuzzGrantRequest(f *testing.F) {
+	for _, seed := range []string{
+		`{"capability":"net.connect:x.test","reason":"r","scope":"session"}`,
+		`{"capability":"net.connect:X.TEST:443","reason":"r","scope":"ttl","ttl_s":60}`,
+		`{"capability":"limit.memory:8GiB","reason":"r","scope":"call"}`,
+		`{"capability":"proc.ptrace","reason":"r","scope":"ttl","ttl_s":9223372036854775807}`,
+		`{"capability":"fs.read:/root","reason":"r","scope":"call"}`,
+		`{"capability":"net.connect:\u212a.test","reason":"r","scope":"call"}`,
+		`{"capability":"limit.pids:0","reason":"\u202e","scope":"call"}`,
+		`{"capability":"","reason":"","scope":""}`,
+		`[]`, `null`, `{"ttl_s":-1}`,
+	} {
+		f.Add(seed)
+	}
+	lab := startGrantLab(f, func(p *policy.Policy) {
+		p.Capabilities.Auto = []string{"net.connect", "limit.*", "proc.ptrace"}
+		p.Capabilities.Ask = []string{"fs.read"}
+	})
+	path := "/v1/sessions/" + lab.id + "/grants"
+	f.Fuzz(func(t *testing.T, body string) {
+		code, answer := raw(t, lab.c, "POST", path, body)
+		switch code {
+		case http.StatusBadRequest, http.StatusTooManyRequests:
+			return
+		case http.StatusCreated:
+		default:
+			t.Fatalf("%q: %d %s", body, code, answer)
+		}
+		var g Grant
+		if err := json.Unmarshal([]byte(answer), &g); err != nil {
+			t.Fatalf("%q: %s: %v", body, answer, err)
+		}
+		if name, err := grants.CheckCapability(g.Capability); err != nil || name != g.Capability {
+			t.Errorf("%q: granted capability %q: %v", body, g.Capability, err)
+		}
+		if !slices.Contains([]string{"call", "session", "ttl"}, g.Scope) || (g.Scope == "ttl") != (g.TTLSeconds > 0) ||
+			g.TTLSeconds > int64(grants.MaxTTL/time.Second) || !slices.Contains([]string{"granted", "denied", "pending"}, g.State) {
+			t.Errorf("%q: %+v", body, g)
+		}
+	})
 }
