@@ -130,9 +130,9 @@ type callGrants struct {
 }
 
 // beginCall brings the session's capability set up to date for a call
-// and returns the grants it runs under. A command (exclusive allowed)
-// takes the session's call-scoped grants and then runs alone; a file
-// call never does.
+// and returns the grants it runs under. A command takes the session's
+// call-scoped grants, if there are any, and then runs alone; a file call
+// never takes them.
 func (s *Server) beginCall(ctx context.Context, e *entry, command bool) (*callGrants, error) {
 	b := s.grants.get()
 	cg := &callGrants{weight: 1}
