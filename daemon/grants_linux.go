@@ -220,8 +220,9 @@ func (s *Server) resync(e *entry) {
 
 // applyLocked makes the session apply the capabilities of the active
 // grants that are its to use now, and returns those grants. A grant the
-// session cannot apply (the sandbox answers CodeUnsupported or
-// CodeInvalid) is revoked, with the sandbox's reason as the note, rather
+// session cannot apply (the sandbox answers CodeUnsupported, CodeInvalid,
+// CodeDenied or CodeNotFound: a rootless session, a host path that is
+// not there or that the session's owner cannot read) is revoked, with the sandbox's reason as the note, rather
 // than fail every later call. e.enforce.mu is held.
 func (s *Server) applyLocked(e *entry, b *grants.Broker, active []*grants.Grant) ([]*grants.Grant, error) {
 	en := &e.enforce
@@ -288,7 +289,8 @@ func capabilities(gs []*grants.Grant) []string {
 
 func unapplicable(err error) bool {
 	se, ok := errors.AsType[*sandbox.Error](err)
-	return ok && (se.Code == sandbox.CodeUnsupported || se.Code == sandbox.CodeInvalid)
+	return ok && (se.Code == sandbox.CodeUnsupported || se.Code == sandbox.CodeInvalid ||
+		se.Code == sandbox.CodeDenied || se.Code == sandbox.CodeNotFound)
 }
 
 // scheduleExpiry has the session drop a granted TTL grant when its time

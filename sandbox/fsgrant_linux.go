@@ -73,6 +73,9 @@ func (s *Session) grantTree(g fsGrant) (*os.File, error) {
 		return t, err
 	}
 	f, err := walkOpen(g.path, s.walker)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil, &Error{Code: CodeNotFound, Message: "fs.read:" + g.path + ": no such file or directory on the host"}
+	}
 	if err != nil {
 		return nil, &Error{Code: CodeDenied, Message: "fs.read:" + g.path + ": " + err.Error()}
 	}
