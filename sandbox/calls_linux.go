@@ -82,6 +82,7 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 			}
 		}
 	}
+	out.Explanation = events.Explain(out.Denials)
 	out.Timing["total_us"] = time.Since(t0).Microseconds()
 	s.endCall(call, "exec", t0, out.Timing, map[string]any{
 		"exit_code": out.ExitCode, "signal": out.Signal, "stdout_bytes": res.StdoutBytes,
