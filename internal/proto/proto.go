@@ -112,6 +112,10 @@ type Ready struct {
 	Timing      map[string]int64 `json:"timing,omitempty"`
 	LandlockABI int              `json:"landlock_abi"`
 	Warnings    []string         `json:"warnings,omitempty"`
+	// AuditSession is the kernel audit session id (ses=) of the
+	// executor and everything it runs, 0 when it has none of its own
+	// (plan.LandlockAudit unset, or the host's login uid was already set).
+	AuditSession uint32 `json:"audit_session,omitempty"`
 	Error       string           `json:"error,omitempty"`
 }
 

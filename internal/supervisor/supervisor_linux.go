@@ -177,7 +177,8 @@ func (s *supervisor) startExecutor() (*proto.Ready, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(s.plan.UID), Gid: uint32(s.plan.GID), NoSetGroups: s.plan.UID == 0},
 	}
-	if err := startRestricted(cmd, s.plan); err != nil {
+	auditSession, err := startRestricted(cmd, s.plan)
+	if err != nil {
 		mine.Close()
 		return nil, err
 	}
@@ -212,6 +213,7 @@ func (s *supervisor) startExecutor() (*proto.Ready, error) {
 		return nil, err
 	}
 	r.Ready.LandlockABI = abi
+	r.Ready.AuditSession = auditSession
 	r.Ready.Warnings = append(r.Ready.Warnings, warnings...)
 	r.Ready.Timing["executor_us"] = time.Since(t0).Microseconds()
 	s.notify = newNotifier(s, listener)
@@ -257,13 +259,16 @@ func limitUserNamespace() error {
 // startRestricted starts cmd inside the session's Landlock domain, from a
 // thread that restricts itself for the purpose and then dies with its
 // goroutine (see ruleset.RestrictThread); the supervisor's other threads
-// stay unrestricted.
-func startRestricted(cmd *exec.Cmd, p *plan.Plan) error {
-	fd, flags, err := ruleset.For(p)
+// stay unrestricted. When the host reads Landlock's audit records, the
+// domain logs after exec and the thread first takes an audit session of
+// its own, which cmd inherits (see auditSession); its id is returned.
+func startRestricted(cmd *exec.Cmd, p *plan.Plan) (uint32, error) {
+	fd, flags, err := ruleset.ForOptions(p, ruleset.Options{LogNewExec: p.LandlockAudit})
 	if err != nil {
-		return fmt.Errorf("building the landlock ruleset: %w", err)
+		return 0, fmt.Errorf("building the landlock ruleset: %w", err)
 	}
 	defer unix.Close(fd)
+	var ses uint32
 	errc := make(chan error, 1)
 	go func() {
 		// Locked and never unlocked: when this goroutine returns, the
@@ -275,13 +280,17 @@ func startRestricted(cmd *exec.Cmd, p *plan.Plan) error {
 			errc <- err
 			return
 		}
+		if p.LandlockAudit {
+			ses = auditSession(p.UID)
+		}
 		if err := ruleset.RestrictThread(fd, flags); err != nil {
 			errc <- fmt.Errorf("applying landlock: %w", err)
 			return
 		}
 		errc <- cmd.Start()
 	}()
-	return <-errc
+	err = <-errc
+	return ses, err
 }
 
 // reap waits for the executor. If it dies, the session cannot serve calls
