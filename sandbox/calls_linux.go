@@ -128,6 +128,7 @@ func (s *Session) limitEvents(call string, res *proto.Result, r ExecRequest) []*
 		if capability != "" {
 			e.Remedy = &events.Remedy{Capability: capability}
 		}
+		s.allowRemedy(e)
 		s.bus.Publish(e)
 		out = append(out, e)
 	}
@@ -146,11 +147,17 @@ func (s *Session) limitEvents(call string, res *proto.Result, r ExecRequest) []*
 	}
 	if s.cg != nil {
 		before, after := s.countersSince()
+		double := func(name string, v int64) string {
+			if v <= 0 {
+				return "" // unlimited: a cap of the host's, not the policy's, was hit
+			}
+			return "limit." + name + ":" + fmt.Sprint(2*v)
+		}
 		if after.oom > before.oom {
-			add("memory", "limits.memory", "limit.memory:"+fmt.Sprint(2*s.plan.Limits.MemoryBytes), s.plan.Limits.MemoryBytes)
+			add("memory", "limits.memory", double("memory", s.plan.Limits.MemoryBytes), s.plan.Limits.MemoryBytes)
 		}
 		if after.pids > before.pids {
-			add("pids", "limits.pids", "limit.pids:"+fmt.Sprint(2*s.plan.Limits.Pids), s.plan.Limits.Pids)
+			add("pids", "limits.pids", double("pids", s.plan.Limits.Pids), s.plan.Limits.Pids)
 		}
 	}
 	return out

@@ -29,8 +29,9 @@ type notifier struct {
 	s  *supervisor
 	fd int
 
-	mu    sync.Mutex
-	roots map[int]string // root pid of a call's process tree → call
+	mu       sync.Mutex
+	roots    map[int]string // root pid of a call's process tree → call
+	expected map[string]int // call → Landlock refusals its result is to wait for
 }
 
 func newNotifier(s *supervisor, fd int) *notifier {
@@ -63,6 +64,10 @@ func (n *notifier) loop() {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cordon supervisor: seccomp notifications: %v\n", err)
 			os.Exit(3)
+		}
+		if seccomp.Observed(note.Nr) {
+			n.observe(note)
+			continue
 		}
 		call := n.attribute(int(note.PID))
 		if seccomp.Watched(note.Nr) {

@@ -368,8 +368,12 @@ func (s *supervisor) fromExecutor() {
 		switch r.Kind {
 		case proto.KindSpawn:
 			s.notify.spawned(r.Call, r.PID)
+			if s.plan.LandlockAudit {
+				_ = s.host.Send(&r) // the host attributes Landlock's records to calls
+			}
 			continue
 		case proto.KindResult:
+			s.afterCall(&r)
 			s.notify.end(r.Call)
 			if r.Result != nil {
 				if d := s.callDenial(r.Call, r.Result); d != nil {
