@@ -238,3 +238,37 @@ func TestLandlockAudit(t *testing.T) {
 		t.Errorf("descriptors: %d before, %d after", fds, n)
 	}
 }
+
+// TestTmpfsLimit: a call that fills the session's /tmp or $HOME gets a
+// limit event naming the limit and its size; the next call, after the
+// file is gone, gets none.
+func TestTmpfsLimit(t *testing.T) {
+	pol := policy.Default()
+	pol.Limits.Tmp = 1 * policy.MiB
+	pol.Limits.Home = 2 * policy.MiB
+	s, _ := open(t, workspace(t), pol)
+	if r := sh(t, s, "head -c 100000 /dev/zero > /tmp/small && head -c 100000 /dev/zero > ~/small"); r.ExitCode != 0 || len(r.Denials) != 0 {
+		t.Fatalf("control: writes under the size: %d %q %v", r.ExitCode, r.Stderr, describe(r.Denials))
+	}
+	for _, c := range []struct {
+		dir, limit string
+		size       int64
+	}{{"/tmp", "tmp", 1 << 20}, {"~", "home", 2 << 20}} {
+		r := sh(t, s, "head -c 5000000 /dev/zero > "+c.dir+"/big")
+		var hit *events.Event
+		for _, d := range r.Denials {
+			if d.Kind == events.Limit && d.Target == c.limit {
+				hit = d
+			}
+		}
+		if r.ExitCode == 0 || hit == nil || hit.Rule != "limits."+c.limit || hit.Detail["value"] != float64(c.size) || r.Limit != c.limit {
+			t.Errorf("filling %s: exit %d limit %q %v", c.dir, r.ExitCode, r.Limit, describe(r.Denials))
+		}
+		if !strings.Contains(r.Explanation, c.limit+" limit") {
+			t.Errorf("explanation %q", r.Explanation)
+		}
+		if r := sh(t, s, "rm "+c.dir+"/big"); r.ExitCode != 0 || len(r.Denials) != 0 {
+			t.Errorf("after removing the file: %v", describe(r.Denials))
+		}
+	}
+}
