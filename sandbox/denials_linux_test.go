@@ -55,6 +55,9 @@ func TestWriteDenials(t *testing.T) {
 			{"ln -s x /usr/cordon-test-ln", "fs.make_sym", "/usr/cordon-test-ln"},
 			{"touch /cordon-test-root", "fs.make_reg", "/cordon-test-root"},
 			{"chmod 777 /usr/bin", "fs.chmod", "/usr/bin"},
+			{"mv /usr/bin/true /usr/bin/cordon-test-mv", "fs.rename", "/usr/bin/cordon-test-mv"},
+			{"ln -sf /usr/cordon-test-via-link via && echo x > via", "fs.make_reg", "/usr/cordon-test-via-link"},
+			{"python3 -c 'import os; os.truncate(\"/etc/hostname\", 0)'", "fs.write", "/etc/hostname"},
 		}
 		for _, c := range cases {
 			r := sh(t, s, c.cmd)
@@ -77,6 +80,8 @@ func TestWriteDenials(t *testing.T) {
 			"echo x > cordon-test-x && mkdir d && ln -s x l && chmod 600 cordon-test-x && rm l && cat /etc/hostname >/dev/null",
 			"python3 -c 'import os; os.close(os.open(\"/etc/hostname\", os.O_RDONLY|os.O_CREAT))'",
 			"echo x > /tmp/t && echo y > ~/h && echo z > /dev/null && echo w > /dev/shm/s",
+			"mkdir -p /usr/bin /tmp && echo out > /dev/stdout && echo err > /dev/stderr && mv /tmp/t ~/t2 && ln ~/t2 ~/t3",
+			"cd /usr && cat bin/true > /dev/null && test -w /usr || echo read-only",
 		} {
 			if r := sh(t, s, cmd); r.ExitCode != 0 || len(r.Denials) != 0 {
 				t.Errorf("control %q: exit %d %q, denials %v", cmd, r.ExitCode, r.Stderr, describe(r.Denials))

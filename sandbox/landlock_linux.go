@@ -309,6 +309,15 @@ func (s *Session) landlockDenial(d *kaudit.Denial) {
 	if d.PID != 0 && d.PID == a.executorPID() {
 		return // a file tool: the supervisor reports it from the result
 	}
+	if d.HasSyscall && d.Exit >= 0 {
+		// The system call succeeded: what Landlock refused on the way
+		// did not stop it. An open with O_CREAT of a file that exists
+		// but is not in the dentry cache asks Landlock for fs.make_reg
+		// before the lookup finds it (>/dev/stderr, through
+		// /proc/self/fd); the kernel logs the refusal and opens the
+		// file all the same.
+		return
+	}
 	a.mu.Lock()
 	dup := d.Serial != 0 && d.Serial == a.lastSerial
 	a.lastSerial = d.Serial

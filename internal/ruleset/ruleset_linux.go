@@ -127,6 +127,9 @@ func WritableOf(p *plan.Plan) Writable {
 	return w
 }
 
+// Dirs are the granted directories: everything below each is writable.
+func (w Writable) Dirs() []string { return w.dirs }
+
 // Allows reports whether path (absolute and clean, as the view has it, no
 // symlink in it) lies where the ruleset lets the untrusted tier write: in
 // a granted directory or below it, or on a granted file. /dev/pts is

@@ -32,6 +32,9 @@ type notifier struct {
 	mu       sync.Mutex
 	roots    map[int]string // root pid of a call's process tree → call
 	expected map[string]int // call → Landlock refusals its result is to wait for
+
+	viewOnce sync.Once
+	view     viewFacts // for the write observer
 }
 
 func newNotifier(s *supervisor, fd int) *notifier {

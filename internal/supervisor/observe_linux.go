@@ -110,15 +110,12 @@ func (n *notifier) observe(note seccomp.Notification) {
 // denial), or when it cannot tell.
 func (n *notifier) judge(note seccomp.Notification) (e *events.Event, pending bool) {
 	tid := int(note.PID)
-	if n.ofExecutor(tid) {
-		return nil, false
-	}
 	in, ok := decodeIntent(note, tid)
 	if !ok || !seccomp.Valid(n.fd, note.ID) {
 		return nil, false
 	}
 	v, ok := n.verdict(tid, in)
-	if !ok {
+	if !ok || n.ofExecutor(tid) {
 		return nil, false
 	}
 	if v.rule == ruleLandlock && n.s.plan.LandlockAudit {
@@ -297,25 +294,37 @@ type place struct {
 	name   string
 	asked  string // the path as the caller named it, made absolute
 	exists bool
-	st     unix.Stat_t
+	stx    unix.Statx_t // of the entry, not followed: type and mount
 }
 
 func (p *place) close() {
 	if p.parent >= 0 {
 		unix.Close(p.parent)
+		p.parent = -1
 	}
 }
 
 // verdict resolves the intent's paths in the view and decides.
 func (n *notifier) verdict(tid int, in writeIntent) (writeVerdict, bool) {
-	w := ruleset.WritableOf(n.s.plan)
+	n.viewOnce.Do(n.initView)
+	w := n.view.writable
 	switch in.kind {
 	case intentOpen, intentTruncate, intentChmod:
-		p, ok := resolvePlace(tid, in.dirfd, in.path)
+		p, ok := n.resolvePlace(tid, in.dirfd, in.path)
 		if !ok {
 			return writeVerdict{}, false
 		}
-		defer p.close()
+		defer func() { p.close() }() // p may be replaced below
+		if n.plain(p.parent) && (!p.exists || (!p.isLink() && n.view.plain[mountIDOf(p.stx)])) {
+			return writeVerdict{}, false
+		}
+		if p.isLink() && in.follow && in.kind == intentOpen && in.flags&unix.O_CREAT != 0 {
+			if q, ok := n.dangling(p); ok {
+				p = q // the create lands where the dangling link points
+			} else if p, ok = n.resolvePlace(tid, in.dirfd, in.path); !ok {
+				return writeVerdict{}, false
+			}
+		}
 		if !p.exists {
 			if in.kind != intentOpen || in.flags&unix.O_CREAT == 0 {
 				return writeVerdict{}, false // ENOENT
@@ -359,21 +368,24 @@ func (n *notifier) verdict(tid int, in writeIntent) (writeVerdict, bool) {
 			return landlockVerdict("fs.write", p.asked), true
 		}
 	case intentCreate:
-		p, ok := resolvePlace(tid, in.dirfd2, in.path2)
+		p, ok := n.resolvePlace(tid, in.dirfd2, in.path2)
 		if !ok {
 			return writeVerdict{}, false
 		}
 		defer p.close()
-		if p.exists {
-			return writeVerdict{}, false // EEXIST
+		if p.exists || n.plain(p.parent) {
+			return writeVerdict{}, false // EEXIST, or a place the session may write
 		}
 		return creation(p, makeOp(in.mode), w)
 	case intentRemove:
-		p, ok := resolvePlace(tid, in.dirfd, in.path)
+		p, ok := n.resolvePlace(tid, in.dirfd, in.path)
 		if !ok {
 			return writeVerdict{}, false
 		}
 		defer p.close()
+		if n.plain(p.parent) {
+			return writeVerdict{}, false
+		}
 		op := "fs.remove_file"
 		if in.mode == unix.S_IFDIR {
 			op = "fs.remove_dir"
@@ -385,12 +397,12 @@ func (n *notifier) verdict(tid int, in writeIntent) (writeVerdict, bool) {
 			return landlockVerdict(op, p.asked), true
 		}
 	case intentRename, intentLink:
-		from, ok := resolvePlace(tid, in.dirfd, in.path)
+		from, ok := n.resolvePlace(tid, in.dirfd, in.path)
 		if !ok {
 			return writeVerdict{}, false
 		}
 		defer from.close()
-		to, ok := resolvePlace(tid, in.dirfd2, in.path2)
+		to, ok := n.resolvePlace(tid, in.dirfd2, in.path2)
 		if !ok || !from.exists {
 			if ok {
 				to.close()
@@ -398,6 +410,9 @@ func (n *notifier) verdict(tid int, in writeIntent) (writeVerdict, bool) {
 			return writeVerdict{}, false
 		}
 		defer to.close()
+		if n.plain(from.parent) && n.plain(to.parent) {
+			return writeVerdict{}, false
+		}
 		if mountID(from.parent) != mountID(to.parent) {
 			return writeVerdict{}, false // EXDEV: mv copies instead, and that is observed
 		}
@@ -419,6 +434,52 @@ func (n *notifier) verdict(tid int, in writeIntent) (writeVerdict, bool) {
 		}
 	}
 	return writeVerdict{}, false
+}
+
+// viewFacts is what the observer knows of the view once: its root, the
+// ruleset's writable places, and the mounts that are writable and
+// granted whole by the ruleset (their root is a granted directory), where
+// every write is allowed by both and the observer need look no further.
+type viewFacts struct {
+	root     int
+	writable ruleset.Writable
+	plain    map[uint64]bool
+}
+
+func (n *notifier) initView() {
+	v := &n.view
+	v.writable = ruleset.WritableOf(n.s.plan)
+	v.plain = map[uint64]bool{}
+	root, err := unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	if err != nil {
+		root = -1
+	}
+	v.root = root
+	for _, d := range v.writable.Dirs() {
+		var stx unix.Statx_t
+		if unix.Statx(unix.AT_FDCWD, d, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_MNT_ID, &stx) != nil ||
+			stx.Attributes_mask&unix.STATX_ATTR_MOUNT_ROOT == 0 || stx.Attributes&unix.STATX_ATTR_MOUNT_ROOT == 0 {
+			continue
+		}
+		var fs unix.Statfs_t
+		if unix.Statfs(d, &fs) != nil || fs.Flags&unix.ST_RDONLY != 0 {
+			continue
+		}
+		if id := mountIDOf(stx); id != 0 {
+			v.plain[id] = true
+		}
+	}
+}
+
+// plain reports whether directory fd lies on a mount where every write
+// is allowed.
+func (n *notifier) plain(fd int) bool { return n.view.plain[mountID(fd)] }
+
+func mountIDOf(stx unix.Statx_t) uint64 {
+	if stx.Mask&unix.STATX_MNT_ID == 0 {
+		return 0
+	}
+	return stx.Mnt_id
 }
 
 // creation decides the making of a new entry p.name in p.parent.
@@ -465,7 +526,7 @@ func makeOp(mode uint32) string {
 // point of view: from its cwd, from its descriptor dirfd, or from the
 // root, which is the supervisor's own. /proc/self and /proc/thread-self
 // are the caller's, not the supervisor's. Magic links are not followed.
-func resolvePlace(tid int, dirfd int, path string) (place, bool) {
+func (n *notifier) resolvePlace(tid int, dirfd int, path string) (place, bool) {
 	p := place{parent: -1}
 	if path == "" {
 		return p, false
@@ -476,11 +537,9 @@ func resolvePlace(tid int, dirfd int, path string) (place, bool) {
 			path = proc + path[len(self):]
 		}
 	}
-	var base int
-	var err error
+	base, err := n.view.root, error(nil)
 	switch {
 	case strings.HasPrefix(path, "/"):
-		base, err = unix.Open("/", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	case dirfd == atFDCWD:
 		base, err = unix.Open(proc+"/cwd", unix.O_PATH|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	default:
@@ -489,7 +548,15 @@ func resolvePlace(tid int, dirfd int, path string) (place, bool) {
 	if err != nil {
 		return p, false
 	}
-	defer unix.Close(base)
+	if base != n.view.root {
+		defer unix.Close(base)
+	}
+	return resolveFrom(base, path)
+}
+
+// resolveFrom resolves the directory part of path from directory base.
+func resolveFrom(base int, path string) (place, bool) {
+	p := place{parent: -1}
 	trimmed := strings.TrimRight(path, "/")
 	if trimmed == "" {
 		return p, false // "/" itself
@@ -506,12 +573,13 @@ func resolvePlace(tid int, dirfd int, path string) (place, bool) {
 		p.asked = filepath.Join(fdPath(base), path)
 	}
 	how := unix.OpenHow{Flags: unix.O_PATH | unix.O_DIRECTORY | unix.O_CLOEXEC, Resolve: unix.RESOLVE_NO_MAGICLINKS}
+	var err error
 	if p.parent, err = unix.Openat2(base, dir, &how); err != nil {
 		p.parent = -1
 		return p, false // ENOENT, ENOTDIR, ELOOP: not a write that reaches a mount
 	}
 	p.name = name
-	err = unix.Fstatat(p.parent, name, &p.st, unix.AT_SYMLINK_NOFOLLOW)
+	err = unix.Statx(p.parent, name, unix.AT_SYMLINK_NOFOLLOW, unix.STATX_TYPE|unix.STATX_MNT_ID, &p.stx)
 	switch {
 	case err == nil:
 		p.exists = true
@@ -520,6 +588,44 @@ func resolvePlace(tid int, dirfd int, path string) (place, bool) {
 		return p, false
 	}
 	return p, true
+}
+
+// isLink reports whether the entry p names is a symlink.
+func (p place) isLink() bool { return p.exists && p.stx.Mode&unix.S_IFMT == unix.S_IFLNK }
+
+// dangling follows the symlink p names to where an O_CREAT open would
+// create its file: the place its target names, when that does not exist
+// (a dangling link). It closes p. ok is false when the target exists, or
+// after 8 links (ELOOP).
+func (n *notifier) dangling(p place) (place, bool) {
+	for range 8 {
+		buf := make([]byte, pathMax)
+		m, err := unix.Readlinkat(p.parent, p.name, buf)
+		if err != nil {
+			p.close()
+			return place{parent: -1}, false
+		}
+		target := string(buf[:m])
+		base := n.view.root
+		if !strings.HasPrefix(target, "/") {
+			base = p.parent
+		}
+		q, ok := resolveFrom(base, target)
+		if ok && !strings.HasPrefix(target, "/") {
+			q.asked = filepath.Join(filepath.Dir(p.asked), target)
+		}
+		p.close()
+		if !ok || (q.exists && !q.isLink()) {
+			q.close()
+			return place{parent: -1}, false
+		}
+		if !q.exists {
+			return q, true
+		}
+		p = q
+	}
+	p.close()
+	return place{parent: -1}, false
 }
 
 // object is an existing entry, opened O_PATH.
@@ -559,7 +665,7 @@ func mountID(fd int) uint64 {
 	if unix.Statx(fd, "", unix.AT_EMPTY_PATH, unix.STATX_MNT_ID, &st) != nil {
 		return 0
 	}
-	return st.Mnt_id
+	return mountIDOf(st)
 }
 
 // fdPath is where the supervisor's descriptor fd lies in the view.
