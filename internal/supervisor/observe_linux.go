@@ -606,6 +606,12 @@ func (n *notifier) dangling(p place) (place, bool) {
 			return place{parent: -1}, false
 		}
 		target := string(buf[:m])
+		if target == "/proc" || strings.HasPrefix(target, "/proc/") || onProc(p.parent) {
+			// /dev/stdout and the like: /proc/self here would be the
+			// supervisor, and /proc/PID/fd/N are magic links.
+			p.close()
+			return place{parent: -1}, false
+		}
 		base := n.view.root
 		if !strings.HasPrefix(target, "/") {
 			base = p.parent
@@ -652,6 +658,12 @@ func (p place) object(follow bool) (object, bool) {
 		return object{}, false
 	}
 	return o, true
+}
+
+// onProc reports whether fd lies on a procfs.
+func onProc(fd int) bool {
+	var s unix.Statfs_t
+	return unix.Fstatfs(fd, &s) == nil && s.Type == unix.PROC_SUPER_MAGIC
 }
 
 // readOnly reports whether the mount of the object fd is read-only.
