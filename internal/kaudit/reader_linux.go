@@ -351,14 +351,20 @@ func (r *Reader) deliver(e Event) {
 
 // hostAudit is this process's share of the host's audit enabled flag:
 // the first Reader enables auditing if it was off, the last one to close
-// turns it off again. Other processes are not coordinated with.
+// turns it off again. Processes that read at the same time (a daemon,
+// `cordon run`, test binaries running in parallel) share the duty
+// through two files under /run (see sharedState): the last of them to
+// close restores the setting the first found, so that no process turns
+// auditing off under another. Where the files cannot be used, each
+// process restores what it found itself.
 var hostAudit auditUsers
 
 type auditUsers struct {
 	mu    sync.Mutex
 	users int
-	// restore is set when this process enabled auditing: the value to
-	// put back, and the daemon pid seen at the time.
+	share *sharedState // nil: not shared with other processes
+	// restore is set when this process alone must put back the enabled
+	// value prev, if the audit daemon is still prevDaemon.
 	restore    bool
 	prev       uint32
 	prevDaemon uint32
@@ -376,6 +382,20 @@ func (u *auditUsers) acquire() error {
 		return classify(err)
 	}
 	defer unix.Close(fd)
+	// A record left by a process that had auditing on for cordon and
+	// died without closing says what to put back; it is kept.
+	share, _ := lockShared()
+	failed := true
+	if share != nil {
+		defer func() {
+			if failed {
+				share.leave()
+				share.close()
+			} else {
+				share.unlock()
+			}
+		}()
+	}
 	s, err := getStatus(fd, nextSeq())
 	if err != nil {
 		return classify(err)
@@ -384,8 +404,13 @@ func (u *auditUsers) acquire() error {
 		if err := setEnabled(fd, 1, nextSeq()); err != nil {
 			return fmt.Errorf("enabling audit: %w", classify(err))
 		}
-		u.restore, u.prev, u.prevDaemon = true, s.Enabled, s.PID
+		if _, saved := share.load(); share != nil && !saved {
+			share.save(savedState{prev: 0, daemon: s.PID})
+		}
+		u.restore, u.prev, u.prevDaemon = share == nil, 0, s.PID
 	}
+	failed = false
+	u.share = share
 	u.users = 1
 	return nil
 }
@@ -397,27 +422,45 @@ func (u *auditUsers) release() error {
 		return nil
 	}
 	u.users--
-	if u.users > 0 || !u.restore {
+	if u.users > 0 {
+		return nil
+	}
+	prev, daemon := u.prev, u.prevDaemon
+	if u.share != nil {
+		share := u.share
+		u.share = nil
+		share.lock()
+		defer share.close()
+		saved, ok := share.load()
+		share.clear()
+		if last := share.leave(); !last || !ok {
+			if !last && ok {
+				share.save(saved) // another process reads: it restores
+			}
+			return nil
+		}
+		prev, daemon = saved.prev, saved.daemon
+	} else if !u.restore {
 		return nil
 	}
 	u.restore = false
 	fd, err := openAudit(0)
 	if err != nil {
-		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+		return fmt.Errorf("restoring audit enabled=%d: %w", prev, err)
 	}
 	defer unix.Close(fd)
 	s, err := getStatus(fd, nextSeq())
 	if err != nil {
-		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+		return fmt.Errorf("restoring audit enabled=%d: %w", prev, err)
 	}
 	switch {
 	case s.Enabled != 1:
-		return fmt.Errorf("%w: enabled is %d, not the 1 this process set", ErrNotRestored, s.Enabled)
-	case s.PID != u.prevDaemon:
+		return fmt.Errorf("%w: enabled is %d, not the 1 cordon set", ErrNotRestored, s.Enabled)
+	case s.PID != daemon:
 		return fmt.Errorf("%w: an audit daemon (pid %d) registered meanwhile", ErrNotRestored, s.PID)
 	}
-	if err := setEnabled(fd, u.prev, nextSeq()); err != nil {
-		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+	if err := setEnabled(fd, prev, nextSeq()); err != nil {
+		return fmt.Errorf("restoring audit enabled=%d: %w", prev, err)
 	}
 	return nil
 }

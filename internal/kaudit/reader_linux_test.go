@@ -1,8 +1,10 @@
 package kaudit
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
 	"errors"
 	"fmt"
 	"os"
@@ -28,6 +30,7 @@ const (
 	childLandlocked = "landlocked"   // restrict, then exec sh -c $KAUDIT_SCRIPT
 	childUserNS     = "unprivileged" // try ReadStatus and Open, report
 	childNetNS      = "netns"        // try Open in a new network namespace
+	childHold       = "hold"         // Open, print "open", Close at stdin's end
 )
 
 // unprivilegedOK is what the unprivileged child prints when both calls
@@ -114,6 +117,16 @@ func TestChild(t *testing.T) {
 			t.Fatalf("Open: %v; want ErrNotPermitted", err)
 		}
 		fmt.Printf("%s\nOpen: %v\n", unprivilegedOK, err)
+	case childHold:
+		r, err := Open(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("open")
+		io.Copy(io.Discard, os.Stdin)
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
 	default:
 		t.Fatalf("unknown child mode %q", os.Getenv(childEnv))
 	}
@@ -490,5 +503,48 @@ func TestSync(t *testing.T) {
 	cancel()
 	if _, err := r.Sync(ctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Errorf("Sync with a canceled context: %v", err)
+	}
+}
+
+// TestSharedAcrossProcesses: two processes read at once; the first to
+// close leaves auditing on for the other, the last puts the setting back
+// and removes the files they shared it through.
+func TestSharedAcrossProcesses(t *testing.T) {
+	needAudit(t)
+	before := settings(t)
+	if before.Enabled != 0 {
+		t.Skipf("auditing is on on this host (enabled=%d): nothing to restore", before.Enabled)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$")
+	cmd.Env = append(os.Environ(), childEnv+"="+childHold)
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "open\n" {
+		t.Fatalf("child: %q %v", line, err)
+	}
+	r, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := settings(t); s.Enabled != 1 {
+		t.Errorf("auditing off (enabled=%d) while the other process still reads", s.Enabled)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if after := settings(t); after != before {
+		t.Errorf("settings %+v after both closed, %+v before", after, before)
+	}
+	for _, f := range []string{sharedLock, sharedUsers} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s left behind", f)
+		}
 	}
 }
