@@ -129,10 +129,12 @@ func grantOf(g *grants.Grant) *Grant {
 }
 
 // ErrorBody is every error answer: {"error": {"code", "message"}}, plus
-// the denials behind a 403.
+// the denials behind a 403 and their explanation for the agent
+// (events.Explain).
 type ErrorBody struct {
-	Error   ErrorDetail     `json:"error"`
-	Denials []*events.Event `json:"denials,omitempty"`
+	Error       ErrorDetail     `json:"error"`
+	Denials     []*events.Event `json:"denials,omitempty"`
+	Explanation string          `json:"explanation,omitempty"`
 }
 
 // ErrorDetail names an error for programs (code) and people (message).

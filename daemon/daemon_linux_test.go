@@ -152,7 +152,7 @@ func TestAPI(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &res) != nil {
 		t.Fatalf("exec: %d %s", code, body)
 	}
-	for _, k := range []string{"call", "exit_code", "signal", "stdout", "stderr", "truncated", "timed_out", "denials", "timing"} {
+	for _, k := range []string{"call", "exit_code", "signal", "stdout", "stderr", "truncated", "timed_out", "denials", "explanation", "timing"} {
 		if _, ok := res[k]; !ok {
 			t.Errorf("exec result lacks %q: %s", k, body)
 		}
@@ -232,6 +232,9 @@ func TestAPIErrors(t *testing.T) {
 		var eb ErrorBody
 		if code != tc.status || json.Unmarshal([]byte(body), &eb) != nil || eb.Error.Code != tc.code || eb.Error.Message == "" {
 			t.Errorf("%s %s %.60q: %d %.200s, want %d %s", tc.method, tc.path, tc.body, code, body, tc.status, tc.code)
+		}
+		if tc.status == 403 && (len(eb.Denials) == 0 || !strings.Contains(eb.Explanation, eb.Denials[0].Rule)) {
+			t.Errorf("%s %s %.60q: a 403 without its denials explained: %.300s", tc.method, tc.path, tc.body, body)
 		}
 	}
 	if code, body := raw(t, c, "POST", "/v1/sessions", `{"workspace":"`+ws+`","policy":"version: 1\nlimits:\n  memroy: 1GiB\n"}`); !strings.Contains(body, "policy:3:") {

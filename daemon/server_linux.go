@@ -514,6 +514,7 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, e *entry, x 
 	if err != nil {
 		var body ErrorBody
 		body.Error, body.Denials = errorDetail(err)
+		body.Explanation = events.Explain(body.Denials)
 		b, _ := json.Marshal(body)
 		_ = enc.Encode(OutputFrame{Result: b})
 		return
@@ -686,7 +687,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string, denials []*events.Event) {
-	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}, Denials: denials})
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}, Denials: denials, Explanation: events.Explain(denials)})
 }
 
 // statusOf maps a sandbox error code to its HTTP status.
@@ -731,7 +732,7 @@ func sandboxAPIError(err error) *APIError {
 			status = 499 // the client went away; nobody reads this
 		}
 	}
-	return &APIError{Status: status, Body: ErrorBody{Error: d, Denials: denials}}
+	return &APIError{Status: status, Body: ErrorBody{Error: d, Denials: denials, Explanation: events.Explain(denials)}}
 }
 
 func apiError(status int, code, msg string) *APIError {

@@ -83,6 +83,7 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 			}
 		}
 	}
+	out.Explanation = events.Explain(out.Denials)
 	out.Timing["total_us"] = time.Since(t0).Microseconds()
 	s.endCall(call, "exec", t0, out.Timing, map[string]any{
 		"exit_code": out.ExitCode, "signal": out.Signal, "stdout_bytes": res.StdoutBytes,
@@ -128,6 +129,7 @@ func (s *Session) limitEvents(call string, res *proto.Result, r ExecRequest) []*
 		if capability != "" {
 			e.Remedy = &events.Remedy{Capability: capability}
 		}
+		s.allowRemedy(e)
 		s.bus.Publish(e)
 		out = append(out, e)
 	}
@@ -146,11 +148,17 @@ func (s *Session) limitEvents(call string, res *proto.Result, r ExecRequest) []*
 	}
 	if s.cg != nil {
 		before, after := s.countersSince()
+		double := func(name string, v int64) string {
+			if v <= 0 {
+				return "" // unlimited: a cap of the host's, not the policy's, was hit
+			}
+			return "limit." + name + ":" + fmt.Sprint(2*v)
+		}
 		if after.oom > before.oom {
-			add("memory", "limits.memory", "limit.memory:"+fmt.Sprint(2*s.limits.Load().MemoryBytes), s.limits.Load().MemoryBytes)
+			add("memory", "limits.memory", double("memory", s.limits.Load().MemoryBytes), s.limits.Load().MemoryBytes)
 		}
 		if after.pids > before.pids {
-			add("pids", "limits.pids", "limit.pids:"+fmt.Sprint(2*s.limits.Load().Pids), s.limits.Load().Pids)
+			add("pids", "limits.pids", double("pids", s.limits.Load().Pids), s.limits.Load().Pids)
 		}
 	}
 	return out

@@ -146,7 +146,7 @@ func (s *Session) mountGrants(want []fsGrant, p *plan.Plan) (rulesetFD int, err 
 		// The ruleset opens every path of the view: back to root's access.
 		unix.Setfsuid(0)
 		unix.Setfsgid(0)
-		fd, _, err := ruleset.ForOptions(p, ruleset.Options{ExeFD: exe})
+		fd, _, err := ruleset.ForOptions(p, ruleset.Options{ExeFD: exe, LogNewExec: p.LandlockAudit})
 		if err != nil {
 			return &Error{Code: CodeFailed, Message: "building the landlock ruleset: " + err.Error()}
 		}

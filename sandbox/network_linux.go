@@ -2,6 +2,7 @@ package sandbox
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"os"
 	"slices"
@@ -96,15 +97,46 @@ func (s *Session) callOf(call string) string {
 // record publishes an event the host side of the session produced and
 // adds a denial to its call's result.
 func (s *Session) record(e *events.Event) {
+	s.allowRemedy(e)
 	s.bus.Publish(e)
 	if e.Call == "" || (e.Kind != events.Deny && e.Kind != events.Limit) {
 		return
 	}
 	s.mu.Lock()
 	if pc := s.pending[e.Call]; pc != nil {
-		pc.denials = append(pc.denials, e)
+		pc.add(e)
 	}
 	s.mu.Unlock()
+}
+
+// maxCallDenials bounds the distinct denials kept for one call's result;
+// repeats of a kept one are counted however many they are.
+const maxCallDenials = 256
+
+// add folds e into the call's denials.
+func (pc *pending) add(e *events.Event) {
+	if e.Layer == events.LayerLandlock && e.Detail["source"] == "audit" {
+		pc.landlock++
+	}
+	k := e.Key()
+	if f := pc.byKey[k]; f != nil {
+		n, _ := f.Detail["count"].(int)
+		f.Detail["count"] = max(n, 1) + 1
+		return
+	}
+	if len(pc.denials) >= maxCallDenials {
+		return
+	}
+	c := *e
+	c.Detail = maps.Clone(e.Detail)
+	if c.Detail == nil {
+		c.Detail = map[string]any{}
+	}
+	if pc.byKey == nil {
+		pc.byKey = map[string]*events.Event{}
+	}
+	pc.byKey[k] = &c
+	pc.denials = append(pc.denials, &c)
 }
 
 // AllowHosts adds host patterns (the syntax of the policy's

@@ -101,7 +101,7 @@ type Kind string
 const (
 	KindStdout Kind = "stdout"
 	KindStderr Kind = "stderr"
-	KindSpawn  Kind = "spawn"  // executor → supervisor: call's root pid
+	KindSpawn  Kind = "spawn"  // executor → supervisor (→ host with plan.LandlockAudit): call's root pid
 	KindResult Kind = "result" // the call's final frame
 	KindEvent  Kind = "event"  // supervisor → host: an event not tied to a result
 	KindReady  Kind = "ready"  // first frame of a stage: setup finished
@@ -123,7 +123,11 @@ type Ready struct {
 	Timing      map[string]int64 `json:"timing,omitempty"`
 	LandlockABI int              `json:"landlock_abi"`
 	Warnings    []string         `json:"warnings,omitempty"`
-	Error       string           `json:"error,omitempty"`
+	// AuditSession is the kernel audit session id (ses=) of the
+	// executor and everything it runs, 0 when it has none of its own
+	// (plan.LandlockAudit unset, or the host's login uid was already set).
+	AuditSession uint32 `json:"audit_session,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // Result is the outcome of one call, as the executor measured it.
@@ -149,6 +153,11 @@ type Result struct {
 	Error *CallError `json:"error,omitempty"`
 	// Denials collected by the supervisor while the call ran.
 	Denials []*events.Event `json:"denials,omitempty"`
+	// LandlockPending is how many Landlock refusals of writes the
+	// supervisor foresaw in the call (set when the host reads the
+	// kernel's audit log): the host waits a little for their records
+	// before it answers.
+	LandlockPending int `json:"landlock_pending,omitempty"`
 	// Timing of the call's phases in microseconds.
 	Timing map[string]int64 `json:"timing,omitempty"`
 	// Bytes counts output produced (before truncation) and input taken.

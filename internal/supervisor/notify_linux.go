@@ -30,8 +30,12 @@ type notifier struct {
 	x  *executor // whose seccomp filter the listener belongs to
 	fd int
 
-	mu    sync.Mutex
-	roots map[int]string // root pid of a call's process tree → call
+	mu       sync.Mutex
+	roots    map[int]string // root pid of a call's process tree → call
+	expected map[string]int // call → Landlock refusals its result is to wait for
+
+	viewOnce sync.Once
+	view     viewFacts // for the write observer
 }
 
 func newNotifier(s *supervisor, x *executor, fd int) *notifier {
@@ -72,6 +76,10 @@ func (n *notifier) loop() {
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cordon supervisor: seccomp notifications: %v\n", err)
 			os.Exit(3)
+		}
+		if seccomp.Observed(note.Nr) {
+			n.observe(note)
+			continue
 		}
 		call := n.attribute(int(note.PID))
 		if seccomp.Watched(note.Nr) {

@@ -74,6 +74,7 @@ type supervisor struct {
 // seccomp can only narrow) starts a new one; the old one drains its calls
 // and exits, its background processes keep the rules they started with.
 type executor struct {
+	plan     *plan.Plan // what it was started under
 	conn     *proto.Conn
 	pid      int
 	notify   *notifier
@@ -201,14 +202,15 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 		Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0},
 	}
 	fd, flags, err := s.landlock(p)
+	var auditSession uint32
 	if err == nil {
-		err = startRestricted(cmd, fd, flags)
+		auditSession, err = startRestricted(cmd, p, fd, flags)
 	}
 	if err != nil {
 		mine.Close()
 		return nil, nil, err
 	}
-	x := &executor{conn: proto.NewConn(mine), pid: cmd.Process.Pid, queue: &requestQueue{ready: make(chan struct{}, 1)}}
+	x := &executor{plan: p, conn: proto.NewConn(mine), pid: cmd.Process.Pid, queue: &requestQueue{ready: make(chan struct{}, 1)}}
 	go s.reap(x, cmd)
 	fail := func(err error) (*executor, *proto.Ready, error) {
 		mine.Close() // the executor exits at end of file
@@ -246,6 +248,7 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 		return fail(err)
 	}
 	r.Ready.LandlockABI = abi
+	r.Ready.AuditSession = auditSession
 	r.Ready.Warnings = append(r.Ready.Warnings, warnings...)
 	r.Ready.Timing["executor_us"] = time.Since(t0).Microseconds()
 	x.notify = newNotifier(s, x, listener)
@@ -325,8 +328,11 @@ func limitUserNamespace() error {
 // startRestricted starts cmd inside the Landlock domain of the ruleset
 // fd, from a thread that restricts itself for the purpose and then dies
 // with its goroutine (see ruleset.RestrictThread); the supervisor's other
-// threads stay unrestricted.
-func startRestricted(cmd *exec.Cmd, fd int, flags uint32) error {
+// threads stay unrestricted. When the host reads Landlock's audit
+// records, the thread first takes an audit session of its own, which cmd
+// inherits (see auditSession); its id is returned.
+func startRestricted(cmd *exec.Cmd, p *plan.Plan, fd int, flags uint32) (uint32, error) {
+	var ses uint32
 	errc := make(chan error, 1)
 	go func() {
 		// Locked and never unlocked: when this goroutine returns, the
@@ -338,13 +344,17 @@ func startRestricted(cmd *exec.Cmd, fd int, flags uint32) error {
 			errc <- err
 			return
 		}
+		if p.LandlockAudit {
+			ses = auditSession(p.UID)
+		}
 		if err := ruleset.RestrictThread(fd, flags); err != nil {
 			errc <- fmt.Errorf("applying landlock: %w", err)
 			return
 		}
 		errc <- cmd.Start()
 	}()
-	return <-errc
+	err := <-errc
+	return ses, err
 }
 
 // landlock returns the session's Landlock ruleset, built on first use and
@@ -355,7 +365,7 @@ func (s *supervisor) landlock(p *plan.Plan) (fd int, flags uint32, err error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.rulesetFD == 0 {
-		fd, flags, err := ruleset.For(p)
+		fd, flags, err := ruleset.ForOptions(p, ruleset.Options{LogNewExec: p.LandlockAudit})
 		if err != nil {
 			return -1, 0, fmt.Errorf("building the landlock ruleset: %w", err)
 		}
@@ -506,8 +516,12 @@ func (s *supervisor) fromExecutor(x *executor) {
 		switch r.Kind {
 		case proto.KindSpawn:
 			x.notify.spawned(r.Call, r.PID)
+			if x.plan.LandlockAudit {
+				_ = s.host.Send(&r) // the host attributes Landlock's records to calls
+			}
 			continue
 		case proto.KindResult:
+			s.afterCall(x, &r)
 			x.notify.end(r.Call)
 			if r.Result != nil {
 				if d := s.callDenial(r.Call, r.Result); d != nil {
@@ -551,10 +565,13 @@ func (s *supervisor) callDenial(call string, r *proto.Result) *events.Event {
 }
 
 // session is the session's id.
-func (s *supervisor) session() string {
+func (s *supervisor) session() string { return s.currentPlan().Session }
+
+// currentPlan is the plan of the executor serving new calls.
+func (s *supervisor) currentPlan() *plan.Plan {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.plan.Session
+	return s.plan
 }
 
 func capabilityFor(op, path string) string {
