@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -252,7 +253,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, trees...)
 	}
 	cmd.SysProcAttr = ids.sysProcAttr()
-	err = cmd.Start()
+	err = startFromSpawner(cmd)
 	theirs.Close()
 	egressTheirs.Close()
 	if tree != nil {
@@ -313,6 +314,39 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	bus.Publish(&events.Event{Session: id, Kind: events.SessionStart, Detail: detail, Timing: timing})
 	return s, nil
+}
+
+// The supervisor dies with the host (Pdeathsig), and the kernel ties
+// Pdeathsig to the thread that forked, not to the process: were that
+// thread to exit, the session would be killed with it. Go ends a thread
+// when a goroutine that locked it returns still locked (the host does
+// that on purpose to join a session's mount namespace for a filesystem
+// grant), and any OS thread may have been the one that forked. So every
+// supervisor is forked from one thread that is locked for the life of
+// the process and never exits.
+var spawner struct {
+	once sync.Once
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startFromSpawner(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // for good: this thread must not exit
+			for r := range spawner.reqs {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawner.reqs <- spawnRequest{cmd: cmd, done: done}
+	return <-done
 }
 
 // receiveReady waits for the supervisor's ready frame, or ctx.
