@@ -6,12 +6,10 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cordon-sandbox/cordon/internal/linux"
 	"github.com/cordon-sandbox/cordon/policy"
-	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
 // probeCase is a case whose attack is one probe run in the sandbox and
@@ -113,13 +111,9 @@ func escapeCases() []*Case {
 			Source: "E10: anthropics/claude-code#20263, cdk-team/CDK docker_sock_pwn.go",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Sh(ctx, fmt.Sprintf(`for s in %s /var/run/docker.sock /run/docker.sock /run/containerd/containerd.sock /run/dbus/system_bus_socket /run/user/*/bus /tmp/.X11-unix/X0 /run/cordon/cordon.sock; do "$P" redteam probe connect unix "$s"; done`, shq(e.HiddenSock)))
-				h0, _ := e.Unix.Hits()
-				c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.HiddenSock)))
-				time.Sleep(50 * time.Millisecond)
-				h1, _ := e.Unix.Hits()
-				o := verdict(a.OKs(), c.OKs())
-				o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-				return o
+				m := e.Unix.mark()
+				e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.HiddenSock)))
+				return verdict(a.OKs(), e.arrived(e.Unix, m))
 			},
 		}, {
 			ID: "E11", Class: Escape, Title: "pathname socket under a read-only bind (/etc)", Needs: NeedRoot,
@@ -128,14 +122,9 @@ func escapeCases() []*Case {
 			Control: "the probe on the host as uid 65534 connects", Source: "E11: amir20/dozzle#3088; Landlock ABI 9 LANDLOCK_ACCESS_FS_RESOLVE_UNIX",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Sh(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
-				time.Sleep(50 * time.Millisecond)
-				h0, _ := e.Etc.Hits()
-				c := e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
-				time.Sleep(50 * time.Millisecond)
-				h1, _ := e.Etc.Hits()
-				o := verdict(a.OKs(), c.OKs())
-				o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-				return o
+				m := e.Etc.mark()
+				e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.EtcSock)))
+				return verdict(a.OKs(), e.arrived(e.Etc, m))
 			},
 		},
 		probeCase("E13", Escape, "terminal injection (TIOCSTI, TIOCSTI|1<<32, TIOCLINUX)",
@@ -243,36 +232,26 @@ func networkCases() []*Case {
 				hostIPs = strings.Join(ips, " ")
 			}
 			a := e.Sh(ctx, strings.Replace(cmd, "$(hostname -I 2>/dev/null)", hostIPs, 1))
-			h0, _ := e.fxHits()
-			c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect tcp %s; "$P" redteam probe connect tcp 127.0.0.1:%s`, e.TCP.Addr, port))
-			time.Sleep(100 * time.Millisecond)
-			h1, _ := e.fxHits()
-			o := verdict(a.OKs(), c.OKs())
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-			return o
+			m1, m2 := e.TCP.mark(), e.Any.mark()
+			e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect tcp %s "$CT"; "$P" redteam probe connect tcp 127.0.0.1:%s "$CT"`, e.TCP.Addr, port))
+			var ctl []string
+			if len(e.arrived(e.TCP, m1)) > 0 && len(e.arrived(e.Any, m2)) > 0 {
+				ctl = []string{"both listeners got the control token"}
+			}
+			return verdict(a.OKs(), ctl)
 		},
 	}, {
 		ID: "N21", Class: Network, Title: "UDP to a host-loopback listener",
 		Probe: "send datagrams to the harness's 127.0.0.1 UDP listener", Oracle: "the listener receives a datagram",
 		Control: "the probe on the host sends one that arrives", Source: "new (N02 without the proxy): network namespace",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			h0, _ := e.UDP.Hits()
 			e.Sh(ctx, fmt.Sprintf(`for i in 1 2 3; do "$P" redteam probe connect udp %s; done`, e.UDP.Addr))
-			time.Sleep(200 * time.Millisecond)
-			h1, _ := e.UDP.Hits()
-			e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect udp %s`, e.UDP.Addr))
-			time.Sleep(200 * time.Millisecond)
-			h2, _ := e.UDP.Hits()
-			var bad, ctl []string
-			if h1 > h0 {
-				bad = append(bad, "datagram arrived from the session")
-			}
-			if h2 > h1 {
-				ctl = append(ctl, "datagram arrived from the host probe")
-			}
-			o := verdict(bad, ctl)
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h2-h1, 10)}
-			return o
+			m := e.UDP.mark()
+			e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect udp %s "$CT"`, e.UDP.Addr))
+			time.Sleep(50 * time.Millisecond)
+			// The session's datagrams, had any arrived, are counted by
+			// the shared oracle (no control token).
+			return verdict(nil, e.arrived(e.UDP, m))
 		},
 	}, {
 		ID: "N22", Class: Network, Title: "raw, packet and vsock sockets",
@@ -290,13 +269,9 @@ func networkCases() []*Case {
 		Control: "the probe on the host connects", Source: "new: CATALOG 0.6 (abstract sockets are per netns); Landlock abstract scoping",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			a := e.Sh(ctx, `"$P" redteam probe connect abstract `+e.Abstract)
-			h0, _ := e.Abs.Hits()
-			c := e.Host(ctx, `"$P" redteam probe connect abstract `+e.Abstract)
-			time.Sleep(50 * time.Millisecond)
-			h1, _ := e.Abs.Hits()
-			o := verdict(a.OKs(), c.OKs())
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-			return o
+			m := e.Abs.mark()
+			e.Host(ctx, `"$P" redteam probe connect abstract `+e.Abstract+` "$CT"`)
+			return verdict(a.OKs(), e.arrived(e.Abs, m))
 		},
 	}, {
 		ID: "N01", Class: Network, Title: "direct egress, DNS, proxy bypass (needs the egress proxy)",
@@ -306,8 +281,6 @@ func networkCases() []*Case {
 		},
 	}}
 }
-
-func (e *Env) fxHits() (int64, []string) { return e.Fixture.hits() }
 
 // ---------------------------------------------------------------- X
 
@@ -367,13 +340,12 @@ func crossCases() []*Case {
 			"A starts `sleep` with its secret in argv and environment (setsid, survives the call); B scans /proc, reads environ, sends SIGSTOP",
 			"B prints A's secret or stops A's process", "A sees its own process", "X04: Landlock LANDLOCK_SCOPE_SIGNAL; sandbox-runtime pid test",
 			`X=$A setsid bash -c 'exec -a "rt-$X" sleep 30' >/dev/null 2>&1 </dev/null & sleep 0.2`,
-			`for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; tr '\0' ' ' <$p/environ; echo; done 2>/dev/null; for p in $(pgrep -f rt-); do kill -STOP $p && echo STOPPED $p; done`, true),
-		crossCase("X05", "leftovers after teardown (files, SysV IPC, POSIX mqueue)",
-			"A writes its secret in /tmp, /dev/shm, HOME and a SysV segment (python3 sysv via /dev/shm fallback); A closed; B searches",
-			"B prints A's secret", "A finds its own secret", "X05: containers/bubblewrap#88; multikernel/sandlock#251",
-			`echo $A > /tmp/x5-$T; echo $A > /dev/shm/x5-$T; echo $A > ~/x5-$T; python3 -c "import sys,mmap,os
-import ctypes;L=ctypes.CDLL(None);k=0x5252;i=L.shmget(k,4096,0o1666);p=L.shmat(i,0,0);ctypes.memmove(p,sys.argv[1].encode(),32)" $A 2>&1`,
-			`grep -rs . /tmp /dev/shm ~ 2>/dev/null | head -50; ipcs -m 2>&1; python3 -c "import ctypes;L=ctypes.CDLL(None);L.shmat.restype=ctypes.c_void_p;i=L.shmget(0x5252,4096,0);p=L.shmat(i,0,0);print(ctypes.string_at(p,32) if i>=0 and p not in (None,2**64-1) else 'no shm')" 2>&1`, false),
+			`for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; tr '\0' ' ' <$p/environ; echo; done 2>/dev/null; for p in $(pgrep -f '^rt-'); do kill -STOP $p && echo STOPPED $p; done`, true),
+		crossCase("X05", "leftovers after teardown (files, SysV shm and msg, POSIX mqueue, user keyring)",
+			"A writes its secret in /tmp, /dev/shm, HOME, a SysV shared memory segment and message queue, a POSIX message queue and its user keyring (keyctl is denied); A closed; B searches",
+			"B prints A's secret, or a SysV/POSIX object of A's is left in the harness's IPC namespace", "A finds its own secret", "X05: containers/bubblewrap#88; multikernel/sandlock#251",
+			`echo $A > /tmp/x5-$T; echo $A > /dev/shm/x5-$T; echo $A > ~/x5-$T; "$P" redteam probe ipc put $A`,
+			`grep -rs . /tmp /dev/shm ~ 2>/dev/null | head -50; "$P" redteam probe ipc get`, false),
 		{
 			ID: "X08", Class: Cross, Title: "daemons started in one session reachable from another (abstract, pathname, loopback TCP)", Needs: NeedAPI,
 			Probe: "A listens on @name, /tmp/sock and 127.0.0.1:port; B connects to all three", Oracle: "B connects, or A's listener logs B's bytes",
@@ -410,84 +382,6 @@ import ctypes;L=ctypes.CDLL(None);k=0x5252;i=L.shmget(k,4096,0o1666);p=L.shmat(i
 
 // ---------------------------------------------------------------- D
 
-// latencyDuring runs load in one session and, meanwhile, a trivial call
-// in a second session every 200 ms; it returns the worst latency seen.
-func latencyDuring(ctx context.Context, e *Env, load func()) (time.Duration, int, error) {
-	s2, ws2, err := e.OpenSession(ctx, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	if _, err := s2.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil {
-		return 0, 0, err
-	}
-	_ = ws2
-	done := make(chan struct{})
-	var worst time.Duration
-	var n int
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for last := false; !last; {
-			select {
-			case <-done:
-				last = true // one more call right after the load
-			case <-time.After(100 * time.Millisecond):
-			}
-			t0 := time.Now()
-			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			_, err := s2.Exec(cctx, sandbox.ExecRequest{Command: "echo ok", Timeout: 15 * time.Second})
-			cancel()
-			d := time.Since(t0)
-			if err != nil {
-				d = 20 * time.Second
-			}
-			if d > worst {
-				worst = d
-			}
-			n++
-		}
-	}()
-	load()
-	close(done)
-	wg.Wait()
-	return worst, n, nil
-}
-
-// Bound is the latency a second session's trivial call must stay under
-// while a containment case runs.
-const Bound = 2 * time.Second
-
-func dosCase(id, title, probe, oracle, control, source string, needs Needs, pol func() *policy.Policy, cmd string, timeout time.Duration, fired func(o Obs) bool) *Case {
-	return &Case{ID: id, Class: Denial, Title: title, Probe: probe, Oracle: oracle, Control: control, Source: source, Needs: needs | NeedAPI, Policy: pol, FreshOnly: true,
-		Run: func(ctx context.Context, e *Env) Outcome {
-			var a Obs
-			worst, n, err := latencyDuring(ctx, e, func() { a = e.ShIn(ctx, e.S, e.WS, cmd, timeout) })
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			var bad []string
-			if worst > Bound || n == 0 {
-				bad = append(bad, fmt.Sprintf("second session's call took %s (bound %s, %d calls)", worst, Bound, n))
-			}
-			// The session must still answer after the load.
-			after := e.Sh(ctx, "echo alive")
-			if !strings.Contains(after.Text, "alive") {
-				bad = append(bad, "the attacked session no longer answers: "+after.Text)
-			}
-			var ctl []string
-			if fired(a) {
-				ctl = append(ctl, "the load ran into its limit")
-			}
-			o := verdict(bad, ctl)
-			if !o.Control {
-				o.ControlEvidence = "load did not reach a limit: " + tail(a.Text, 300)
-			}
-			o.Metrics = map[string]string{"worst_second_session_latency": worst.Round(time.Millisecond).String(), "bound": Bound.String(), "calls": strconv.Itoa(n), "load_took": a.Took.Round(time.Millisecond).String()}
-			return o
-		}}
-}
-
 func tail(s string, n int) string {
 	if len(s) > n {
 		return s[len(s)-n:]
@@ -507,7 +401,7 @@ func denialCases() []*Case {
 		dosCase("D01", "fork bomb", "shell fork bomb for 4 s (timeout) in a session with pids 256",
 			"a second session's trivial call exceeds the bound, or the attacked session stops answering",
 			"the bomb hits the pids limit (limit event / fork failures)", "D01: nsjail rlimit_nproc, NVIDIA/OpenShell PR#2942", 0, small,
-			`f() { f | f & }; f; sleep 10`, 4*time.Second,
+			`f() { f | f & }; f; exec sleep 10`, 4*time.Second,
 			func(o Obs) bool {
 				return strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork")
 			}),

@@ -115,22 +115,16 @@ ln -s "$H" "$WS/l-$T" && cat "$WS/l-$T/.ssh/id_canary" 2>&1; ln "$H/.ssh/id_cana
 	}, {
 		ID: "R08", Class: Read, Title: "credential brokers through inherited IPC pointers",
 		Probe:   "echo $SSH_AUTH_SOCK ...; connect to the harness's SSH_AUTH_SOCK (its path, passed as a parameter) and read",
-		Oracle:  "C-AGENT canary (the agent socket's answer) in the output, or the agent listener gets a connection",
+		Oracle:  "C-AGENT canary (the agent socket's answer) in the output, or the agent listener gets bytes without the control token",
 		Control: "the probe on the host connects and reads the canary",
 		Source:  "R08: DiamondLightSource/python-copier-template PR#340, TNG/oh-my-agentic-coder#102",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			cmd := fmt.Sprintf(`echo "$SSH_AUTH_SOCK $GPG_AGENT_INFO $DBUS_SESSION_BUS_ADDRESS $GIT_ASKPASS"; "$P" redteam probe connect unix %s; ls -la /run /tmp 2>&1`, shq(e.AgentSock))
-			before, _ := e.Agent.Hits()
-			a := e.Sh(ctx, cmd)
-			mid, _ := e.Agent.Hits()
-			c := e.Host(ctx, fmt.Sprintf(`cat </dev/null | "$P" redteam probe connect unix %s; python3 -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);print(s.recv(200).decode())' %s`, shq(e.AgentSock), shq(e.AgentSock)))
-			after, _ := e.Agent.Hits()
-			o := verdict(filter(a.OKs(), contains("connect")), e.leaks(c))
-			if mid > before {
-				o.Attacked, o.Evidence = true, "agent socket received a connection from the session"
-			}
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(after-mid, 10)}
-			return o
+			e.Sh(ctx, cmd)
+			// The control connects as the harness, sends the control
+			// token and reads the agent's answer (the canary).
+			c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.AgentSock)))
+			return verdict(nil, e.leaks(c))
 		},
 	}, {
 		ID: "R09", Class: Read, Title: "cloud metadata endpoint",

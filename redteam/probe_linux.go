@@ -69,6 +69,7 @@ var probes = map[string]func([]string){
 	"procfd":    probeProcFD,
 	"linkout":   probeLinkOut,
 	"chrootesc": probeChrootEscape,
+	"ipc":       probeIPC,
 }
 
 func report(what string, err error) {
@@ -248,12 +249,18 @@ func probeInject(args []string) {
 	}
 }
 
-// connect NET ADDR: tcp, udp, unix (path) or abstract (name, no @).
+// connect NET ADDR [PAYLOAD]: tcp, udp, unix (path) or abstract (name,
+// no @). Sends PAYLOAD (controls send the control token), half-closes,
+// and prints what the other end answered.
 func probeConnect(args []string) {
-	if len(args) != 2 {
+	if len(args) < 2 {
 		return
 	}
 	network, addr := args[0], args[1]
+	payload := "cordon-redteam-probe"
+	if len(args) > 2 {
+		payload = args[2]
+	}
 	switch network {
 	case "abstract":
 		network, addr = "unix", "@"+addr
@@ -266,9 +273,16 @@ func probeConnect(args []string) {
 		report("connect "+network+" "+addr, err)
 		return
 	}
-	_, err = c.Write([]byte("cordon-redteam-probe\n"))
+	defer c.Close()
+	_, err = c.Write([]byte(payload + "\n"))
 	report("send "+network+" "+addr, err)
-	c.Close()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && err == nil && !strings.HasPrefix(network, "udp") {
+		_ = cw.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if b, _ := io.ReadAll(io.LimitReader(c, 512)); len(b) > 0 {
+			fmt.Printf("reply %q\n", b)
+		}
+	}
 }
 
 func probeRawSock([]string) {
@@ -692,4 +706,85 @@ func probeChrootEscape(args []string) {
 	}
 	_ = os.MkdirAll(d, 0o755)
 	report("chroot", unix.Chroot(d))
+}
+
+// ipcKey names the SysV objects of the ipc probe; mqName its POSIX
+// message queue.
+const (
+	ipcKey = 0x52edc0de
+	mqName = "cordon-redteam"
+)
+
+// ipc put SECRET | ipc get: leave SECRET in a SysV shared memory segment,
+// a SysV message queue, a POSIX message queue and the user keyring (all
+// outlive the process), or look for what is there.
+func probeIPC(args []string) {
+	if len(args) == 0 {
+		return
+	}
+	switch args[0] {
+	case "put":
+		if len(args) < 2 {
+			return
+		}
+		secret := []byte(args[1])
+		id, err := unix.SysvShmGet(ipcKey, 4096, unix.IPC_CREAT|0o666)
+		if err == nil {
+			var b []byte
+			if b, err = unix.SysvShmAttach(id, 0, 0); err == nil {
+				copy(b, secret)
+				_ = unix.SysvShmDetach(b)
+			}
+		}
+		report("shm put", err)
+		q, _, e := unix.Syscall(unix.SYS_MSGGET, ipcKey, unix.IPC_CREAT|0o666, 0)
+		if e == 0 {
+			msg := append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, secret...) // mtype 1
+			_, _, e = unix.Syscall6(unix.SYS_MSGSND, q, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(secret)), unix.IPC_NOWAIT, 0, 0)
+		}
+		report("msg put", errnoErr(e))
+		name := append([]byte(mqName), 0)
+		mq, _, e := unix.Syscall6(unix.SYS_MQ_OPEN, uintptr(unsafe.Pointer(&name[0])), unix.O_CREAT|unix.O_RDWR, 0o666, 0, 0, 0)
+		if e == 0 {
+			_, _, e = unix.Syscall6(unix.SYS_MQ_TIMEDSEND, mq, uintptr(unsafe.Pointer(&secret[0])), uintptr(len(secret)), 0, 0, 0)
+			unix.Close(int(mq))
+		}
+		report("mq put", errnoErr(e))
+		_, err = unix.AddKey("user", "cordon-redteam-ipc", secret, unix.KEY_SPEC_USER_KEYRING)
+		report("key put", err)
+	case "get":
+		if id, err := unix.SysvShmGet(ipcKey, 0, 0); err == nil {
+			if b, err := unix.SysvShmAttach(id, 0, unix.SHM_RDONLY); err == nil {
+				fmt.Printf("shm %q\n", strings.TrimRight(string(b[:64]), "\x00"))
+				_ = unix.SysvShmDetach(b)
+			}
+		}
+		if q, _, e := unix.Syscall(unix.SYS_MSGGET, ipcKey, 0, 0); e == 0 {
+			buf := make([]byte, 8+256)
+			if n, _, e := unix.Syscall6(unix.SYS_MSGRCV, q, uintptr(unsafe.Pointer(&buf[0])), 256, 0, unix.IPC_NOWAIT, 0); e == 0 {
+				fmt.Printf("msg %q\n", buf[8:8+n])
+			}
+		}
+		name := append([]byte(mqName), 0)
+		if mq, _, e := unix.Syscall6(unix.SYS_MQ_OPEN, uintptr(unsafe.Pointer(&name[0])), unix.O_RDONLY|unix.O_NONBLOCK, 0, 0, 0, 0); e == 0 {
+			buf := make([]byte, 8192)
+			if n, _, e := unix.Syscall6(unix.SYS_MQ_TIMEDRECEIVE, mq, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0); e == 0 {
+				fmt.Printf("mq %q\n", buf[:n])
+			}
+			unix.Close(int(mq))
+		}
+		if id, err := unix.KeyctlSearch(unix.KEY_SPEC_USER_KEYRING, "user", "cordon-redteam-ipc", 0); err == nil {
+			buf := make([]byte, 256)
+			if n, err := unix.KeyctlBuffer(unix.KEYCTL_READ, id, buf, 0); err == nil {
+				fmt.Printf("key %q\n", buf[:min(n, len(buf))])
+			}
+		}
+	}
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
 }

@@ -20,11 +20,15 @@ import (
 // prefix) and helpers that record everything the sandbox returns.
 type Env struct {
 	*Fixture
-	Mode    string // "fresh", "warm" or "wrap"
-	WS      string // the session's workspace (the same path inside)
-	P       string // the probe executable, inside and on the host
-	Marker  string // non-secret; argv of probes that must not survive
-	Tag     string // unique name part for files of this run
+	Mode   string // "fresh", "warm" or "wrap"
+	WS     string // the session's workspace (the same path inside)
+	P      string // the probe executable, inside and on the host
+	Marker string // non-secret; argv of probes that must not survive
+	Tag    string // unique name part for files of this run
+	// CT is the control token: controls send it to host listeners, and
+	// it never enters a session under attack, so an arrival without it
+	// is the attack's (Fixture.unexpected). Host commands have it as $CT.
+	CT      string
 	S       *sandbox.Session
 	wrap    []string
 	r       *runner
@@ -155,7 +159,7 @@ func (e *Env) Host(ctx context.Context, cmd string) Obs {
 func (e *Env) HostAs(ctx context.Context, prefix []string, cmd string) Obs {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	argv := append(append([]string(nil), prefix...), "/bin/sh", "-c", e.vars(e.WS)+cmd)
+	argv := append(append([]string(nil), prefix...), "/bin/sh", "-c", e.vars(e.WS)+"CT="+shq(e.CT)+"; "+cmd)
 	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	c.Dir = e.WS
 	t0 := time.Now()
@@ -305,7 +309,7 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 		res.Status, res.Reason = NotApplicable, "the fixture needs host root"
 		return res
 	}
-	e := &Env{Fixture: r.fx, Mode: mode, r: r, Marker: "cordonrt-" + randHex(6), Tag: strings.ToLower(c.ID) + "-" + randHex(4)}
+	e := &Env{Fixture: r.fx, Mode: mode, r: r, Marker: "cordonrt-" + randHex(6), Tag: strings.ToLower(c.ID) + "-" + randHex(4), CT: "ctl-" + randHex(8)}
 	var err error
 	switch mode {
 	case "warm":
@@ -330,7 +334,7 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 	}
 	e.P = filepath.Join(e.WS, ".rt", "probe")
 	before := homeManifest(r.fx.H)
-	hitsBefore, _ := r.fx.hits()
+	mark := r.fx.mark()
 
 	o := func() (o Outcome) {
 		defer func() {
@@ -361,8 +365,11 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 	if d := manifestDiff(before, homeManifest(r.fx.H)); len(d) > 0 {
 		ev = append(ev, "host home changed: "+strings.Join(d, " "))
 	}
-	if hitsAfter, got := r.fx.hits(); hitsAfter > hitsBefore+int64(o.controlHits()) {
-		ev = append(ev, fmt.Sprintf("host listener received %d unexpected: %s", hitsAfter-hitsBefore-int64(o.controlHits()), strings.Join(got, "; ")))
+	if got := r.fx.unexpected(mark, e.CT); len(got) > 0 {
+		ev = append(ev, "host listener received bytes without the control token: "+strings.Join(got, "; "))
+	}
+	if left := hostIPCLeft(); len(left) > 0 {
+		ev = append(ev, "left in the harness's IPC namespace or user keyring: "+strings.Join(left, ", "))
 	}
 	if mode != "warm" {
 		time.Sleep(50 * time.Millisecond)
@@ -390,12 +397,10 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 	return res
 }
 
-// controlHits is how many listener hits the case's control made.
-func (o Outcome) controlHits() int {
-	if v, ok := o.Metrics["control_hits"]; ok {
-		var n int
-		fmt.Sscan(v, &n)
-		return n
+// arrived is a control's evidence: l got the control token since mark m.
+func (e *Env) arrived(l *Listener, m int) []string {
+	if l.arrived(m, e.CT) {
+		return []string{l.Network + " " + l.Addr + " got the control token"}
 	}
-	return 0
+	return nil
 }
