@@ -13,13 +13,17 @@ import (
 )
 
 // probeCase is a case whose attack is one probe run in the sandbox and
-// whose control is the same probe on the host (with hostArgs).
-func probeCase(id string, class Class, title, probe, oracle, control, source string, args, hostArgs string, bad func(string) bool) *Case {
+// whose control is the same probe on the host (ctl).
+func probeCase(id string, class Class, title, probe, oracle, control, source string, args string, ctl hostCtl, bad func(string) bool) *Case {
 	return &Case{ID: id, Class: class, Title: title, Probe: probe, Oracle: oracle, Control: control, Source: source,
 		Run: func(ctx context.Context, e *Env) Outcome {
 			a := e.Sh(ctx, `"$P" redteam probe `+args)
-			c := e.Host(ctx, `"$P" redteam probe `+hostArgs)
-			return verdict(filter(a.OKs(), bad), filter(c.OKs(), bad))
+			c := e.Control(ctx, ctl)
+			fired := bad
+			if ctl.fired != nil {
+				fired = ctl.fired
+			}
+			return verdict(filter(a.OKs(), bad), filter(c.OKs(), fired))
 		}}
 }
 
@@ -61,14 +65,14 @@ func escapeCases() []*Case {
 			return verdict(check(a.Text), check(c.Text))
 		},
 	}, {
-		ID: "E02", Class: Escape, Title: "setuid binaries (no_new_privs, nosuid)", Needs: NeedRoot,
+		ID: "E02", Class: Escape, Title: "setuid binaries (no_new_privs, nosuid)",
 		Probe:   "start /usr/bin/su, passwd, newgrp, chfn with stdin held open and read their effective uid from /proc",
 		Oracle:  "a started setuid binary runs with an euid other than the caller's",
-		Control: "the same probe on the host as uid 65534 (setpriv) sees euid 0", Source: "E02: containers/bubblewrap#368",
+		Control: "the same probe on the host as an unprivileged user (uid 65534 through setpriv when the harness is root, the harness itself otherwise) sees euid 0", Source: "E02: containers/bubblewrap#368",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			args := ` redteam probe setuid /usr/bin/su /usr/bin/passwd /usr/bin/newgrp /usr/bin/chfn`
 			a := e.Sh(ctx, `"$P"`+args)
-			c := e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, `"$P"`+args)
+			c := e.HostAs(ctx, e.unprivileged(), `"$P"`+args)
 			return verdict(a.OKs(), c.OKs())
 		},
 	}, {
@@ -83,8 +87,8 @@ func escapeCases() []*Case {
 	},
 		probeCase("E04", Escape, "mount, umount and the new mount API",
 			"mount tmpfs/cgroup2/proc, umount /proc, open_tree(OPEN_TREE_CLONE), fsopen, remount /usr rw",
-			"any call succeeds", "the probe on the host, inside a private mount namespace it creates, succeeds",
-			"E04: flatpak CVE-2021-41133, sandbox-runtime pid test", "mount /tmp/rt-mnt", "mount $WS/../mnt-$T private", all),
+			"any call succeeds", "the probe on the host, inside a private mount namespace it creates (as root; otherwise in a user namespace of its own), mounts a tmpfs and opens an fs context",
+			"E04: flatpak CVE-2021-41133, sandbox-runtime pid test", "mount /tmp/rt-mnt", hostCtl{root: "mount $WS/../mnt-$T private"}, all),
 		{
 			ID: "E07", Class: Escape, Title: "inject into other processes (ptrace, /proc/PID/mem, process_vm_readv, pidfd_getfd)",
 			Probe: "against every visible pid (the supervisor PID 1, the executor, the shell)", Oracle: "any primitive succeeds against a process the probe did not start",
@@ -123,19 +127,19 @@ func escapeCases() []*Case {
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Sh(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
 				m := e.Etc.mark()
-				e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.EtcSock)))
+				e.HostAs(ctx, e.unprivileged(), fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.EtcSock)))
 				return verdict(a.OKs(), e.arrived(e.Etc, m))
 			},
 		},
 		probeCase("E13", Escape, "terminal injection (TIOCSTI, TIOCSTI|1<<32, TIOCLINUX)",
-			"TIOCSTI into a pty of the probe's own (never a real terminal), also with the high-bit request", "an ioctl injects (returns 0)",
-			"the probe on the host injects into its own fresh pty", "E13: bubblewrap#142 (CVE-2017-5226), CVE-2019-10063",
-			"tiocsti", "tiocsti", contains("TIOCSTI")),
+			"TIOCSTI into a pty of the probe's own (never a real terminal) made the controlling terminal of a new session, also with the high-bit request", "an ioctl injects (returns 0)",
+			"the probe on the host injects into its own fresh pty (its controlling terminal: allowed to any user while dev.tty.legacy_tiocsti is 1, to root always)", "E13: bubblewrap#142 (CVE-2017-5226), CVE-2019-10063",
+			"tiocsti", hostCtl{root: "tiocsti"}, contains("TIOCSTI")),
 		{
 			ID: "E15", Class: Escape, Title: "dangerous-syscall reachability sweep",
 			Probe:   "45 syscalls (keyctl, bpf, perf_event_open, userfaultfd, io_uring_*, kexec_*, modules, *_handle_at, mount family, setns, unshare, ptrace, process_vm_*, pidfd_getfd, syslog, acct, swap, reboot, clock, quotactl, fanotify, ioperm, personality, clone3) with harmless arguments",
 			Oracle:  "any of them answers something other than EPERM (ENOSYS for clone3): the kernel code was reached",
-			Control: "on the host (root) each one reaches the kernel (an answer other than EPERM)", Source: "E15: Docker seccomp profile; flatpak PR#4456; sandbox-runtime pid test",
+			Control: "on the host each one reaches the kernel (an answer other than EPERM): as root; otherwise in a user and mount namespace of its own, where the syscalls the kernel keeps to host root (userfaultfd, syslog, acct, swapon/off, reboot, fanotify_init) answer EPERM for any unprivileged caller and are listed, not required", Source: "E15: Docker seccomp profile; flatpak PR#4456; sandbox-runtime pid test",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				parse := func(t string) map[string]string {
 					m := map[string]string{}
@@ -147,11 +151,11 @@ func escapeCases() []*Case {
 					return m
 				}
 				a := parse(e.Sh(ctx, `"$P" redteam probe sys`).Text)
-				c := parse(e.Host(ctx, `"$P" redteam probe sys`).Text)
+				c := parse(e.Control(ctx, hostCtl{root: "sys", ns: "m"}).Text)
 				if len(a) == 0 {
 					return Outcome{CouldNotRun: "the sweep printed nothing"}
 				}
-				var bad, ctl, weak []string
+				var bad, ctl, weak, gated []string
 				for _, s := range sweep() {
 					want := "EPERM"
 					if s.name == "clone3" {
@@ -160,13 +164,19 @@ func escapeCases() []*Case {
 					if a[s.name] != want {
 						bad = append(bad, s.name+"="+a[s.name])
 					}
-					if c[s.name] != "EPERM" && c[s.name] != "" {
+					switch {
+					case c[s.name] != "EPERM" && c[s.name] != "":
 						ctl = append(ctl, s.name)
-					} else {
+					case !e.Root && rootGated[s.name]:
+						gated = append(gated, s.name)
+					default:
 						weak = append(weak, s.name+"="+c[s.name])
 					}
 				}
 				o := verdict(bad, ctl)
+				if len(gated) > 0 {
+					o.Metrics = map[string]string{"kernel_gated_without_root": strings.Join(gated, ",")}
+				}
 				if len(weak) > 0 {
 					o.Control = false
 					o.ControlEvidence = "host control did not reach the kernel for: " + strings.Join(weak, ",")
@@ -175,37 +185,39 @@ func escapeCases() []*Case {
 			},
 		},
 		probeCase("E18", Escape, "cgroup escape and limit tampering",
-			"mount cgroup2 (/sys is absent), open /sys/fs/cgroup/cgroup.procs and /proc/self/cgroup-relative files for writing",
-			"the mount or an open for writing succeeds", "on the host, in a private mount namespace, cgroup2 mounts",
+			"mount cgroup2 in /tmp (/sys is absent from the view), open /sys/fs/cgroup/{cgroup.procs,pids.max,memory.max} for writing",
+			"the mount or an open for writing succeeds", "on the host, in a private mount namespace (and, when not root, a user and cgroup namespace of its own), cgroup2 mounts",
 			"E18: cdk-team/CDK abuse_unpriv_userns.go (CVE-2022-0492)",
-			"mount /tmp/rt-cg", "mount $WS/../cg-$T private", contains("cgroup2")),
+			`mount /tmp/rt-cg; "$P" redteam probe openw /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max`, hostCtl{root: "mount $WS/../cg-$T private", ns: "C"},
+			func(l string) bool { return strings.Contains(l, "cgroup2") || strings.HasPrefix(l, "open-write") }),
 		probeCase("E19", Escape, "write gadgets in /proc/sys, /proc/sysrq-trigger, /sys (open only)",
 			"open O_WRONLY core_pattern, modprobe, sysrq-trigger, uevent_helper, drop_caches, ip_forward, /proc/self/attr/current; never write",
-			"any open succeeds", "the same opens on the host as root succeed",
+			"any open succeeds", "the same opens on the host as root succeed; when not root, ip_forward of a network namespace of its own opens for writing",
 			"E19: cdk-team/CDK mount_procfs.go; CVE-2025-31133/52565/52881",
 			"openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /sys/kernel/uevent_helper /proc/sys/vm/drop_caches /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/ns_last_pid",
-			"openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /proc/sys/vm/drop_caches", all),
+			hostCtl{root: "openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /proc/sys/vm/drop_caches", ns: "n", user: "openw /proc/sys/net/ipv4/ip_forward"}, all),
 		probeCase("E20", Escape, "device nodes (mknod, /dev beyond the minimal set)",
 			"mknod c 1 1 (/dev/mem) in /tmp and the workspace; open every /dev node outside null, zero, full, random, urandom, tty, ptmx rw",
-			"mknod or any such open succeeds", "on the host as root mknod in a scratch dir succeeds",
-			"E20: cdk-team/CDK mount_device.go", "dev /tmp; \"$P\" redteam probe dev \"$WS\"", "dev $WS", contains("mknod")),
+			"mknod of /dev/mem or any such open succeeds", "on the host as root mknod c 1 1 in a scratch dir succeeds; when not root, the same probe's mknod of a whiteout (c 0 0) in a user namespace of its own does",
+			"E20: cdk-team/CDK mount_device.go", "dev /tmp walk; \"$P\" redteam probe dev \"$WS\"", hostCtl{root: "dev $WS", fired: contains("mknod")},
+			func(l string) bool { return strings.HasPrefix(l, "mknod c 1 1") || strings.HasPrefix(l, "open-") }),
 		{
 			ID: "E21", Class: Escape, Title: "join the supervisor's or host namespaces through /proc/PID/ns (setns)",
 			Probe: "open /proc/1/ns/{net,uts,ipc,mnt,pid,cgroup,user} and setns", Oracle: "any setns succeeds",
-			Control: "on the host (root), setns into its own namespaces succeeds", Source: "new: seccomp deny set (setns), docs/security.md",
+			Control: "on the host, setns into its own namespaces succeeds (as root; otherwise into mount, net, uts and ipc namespaces of a user namespace of its own)", Source: "new: seccomp deny set (setns), docs/security.md",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				bad := func(l string) bool { return strings.HasPrefix(l, "setns") }
-				return verdict(filter(e.Sh(ctx, `"$P" redteam probe setns 1`).OKs(), bad), filter(e.Host(ctx, `"$P" redteam probe setns self`).OKs(), bad))
+				return verdict(filter(e.Sh(ctx, `"$P" redteam probe setns 1`).OKs(), bad), filter(e.Control(ctx, hostCtl{root: "setns self", ns: "mnui"}).OKs(), bad))
 			},
 		},
 		probeCase("E22", Escape, "signals to the supervisor (PID 1) and its parent",
 			"kill -0, SIGSTOP/SIGCONT to PID 1 and to the executor's parent", "a signal is delivered to PID 1 (outside the executor's Landlock domain)",
 			"on the host the same probe stops and continues the harness's decoy", "E22: Landlock LANDLOCK_SCOPE_SIGNAL; multikernel/sandlock#252",
-			"kill 1", "kill $(pgrep -f cordon-redteam-decoy | head -1)", contains("STOP")),
-		probeCase("E23", Escape, "open_by_handle_at (Shocker) and chroot",
+			"kill 1", hostCtl{root: "kill $(pgrep -f cordon-redteam-decoy | head -1)", plain: true}, contains("STOP")),
+		probeCase("E25", Escape, "open_by_handle_at (Shocker) and chroot",
 			"name_to_handle_at + open_by_handle_at on /etc/hostname; chroot into a subdirectory", "open_by_handle_at or chroot succeeds",
-			"the probe on the host as root succeeds", "new: seccomp deny set; moby PR#45766 (Shocker)",
-			"handle /etc/hostname; \"$P\" redteam probe chrootesc /tmp/rt-chroot", "handle /etc/hostname; \"$P\" redteam probe chrootesc $WS/../chr-$T",
+			"the probe on the host as root succeeds (when not root: in a user namespace of its own, chroot does)", "new: seccomp deny set; moby PR#45766 (Shocker)",
+			"handle /etc/hostname; \"$P\" redteam probe chrootesc /tmp/rt-chroot", hostCtl{root: "handle /etc/hostname; \"$P\" redteam probe chrootesc $WS/../chr-$T"},
 			func(l string) bool { return strings.HasPrefix(l, "open_by") || strings.HasPrefix(l, "chroot") }),
 		{
 			ID: "E24", Class: Escape, Title: "PATH and loader hijack of helpers the host runs",
@@ -256,11 +268,11 @@ func networkCases() []*Case {
 	}, {
 		ID: "N22", Class: Network, Title: "raw, packet and vsock sockets",
 		Probe:  "socket(AF_INET/INET6, SOCK_RAW), AF_PACKET, AF_VSOCK connect to the host CID, NETLINK_NETFILTER",
-		Oracle: "a raw or packet socket is created, or vsock connects", Control: "the probe on the host (root) creates the raw and packet sockets",
+		Oracle: "a raw or packet socket is created, or vsock connects", Control: "the probe on the host creates the raw and packet sockets (as root; otherwise in a user and network namespace of its own)",
 		Source: "new; N16 (AF_VSOCK): trpc-agent-go PR#2426",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			a := e.Sh(ctx, `"$P" redteam probe rawsock`)
-			c := e.Host(ctx, `"$P" redteam probe rawsock`)
+			c := e.Control(ctx, hostCtl{root: "rawsock", ns: "n"})
 			return verdict(a.OKs(), filter(c.OKs(), func(l string) bool { return !strings.Contains(l, "vsock") }))
 		},
 	}, {
@@ -405,9 +417,9 @@ func denialCases() []*Case {
 			func(o Obs) bool {
 				return strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork")
 			}),
-		dosCase("D02", "memory exhaustion (cgroup)", "touch 64 MiB chunks until stopped, memory limit 256 MiB",
+		dosCase("D02", "memory exhaustion (memory cgroup root-started, RLIMIT_DATA rootless)", "touch 64 MiB chunks until stopped, memory limit 256 MiB",
 			"second session's call exceeds the bound, or the attacked session stops answering", "the allocation is stopped (OOM kill / ENOMEM)",
-			"D02: python-discord/snekbox PR#81", NeedRoot, small, `"$P" redteam probe alloc 1s`, 20*time.Second,
+			"D02: python-discord/snekbox PR#81", 0, small, `"$P" redteam probe alloc 1s`, 20*time.Second,
 			func(o Obs) bool {
 				return strings.Contains(o.Text, "memory") || strings.Contains(o.Text, "signal=SIGKILL") || strings.Contains(o.Text, "stopped at")
 			}),

@@ -87,11 +87,17 @@ func readCases() []*Case {
 		ID: "R04", Class: Read, Title: "root-only and other users' files", Needs: NeedRoot,
 		Probe:   "cat /etc/<root 0600 canary> /etc/<uid 54321 0600 canary> /etc/shadow",
 		Oracle:  "C-ROOT or C-OTHER canary in the output",
-		Control: "cat as host root prints both",
+		Control: "cat as host root prints both (a rootless harness: cat of a 0600 twin in /etc it owns prints the twin's token)",
 		Source:  "R04: cdk-team/CDK PR#14/#27",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			cmd := fmt.Sprintf("cat %s %s /etc/shadow 2>&1; ls -l %s %s", e.RootFile, e.OtherFile, e.RootFile, e.OtherFile)
 			e.Sh(ctx, cmd)
+			if !e.Root {
+				// The same cat of a 0600 twin in /etc that the
+				// harness owns prints it.
+				c := e.Host(ctx, "cat "+e.TwinFile)
+				return verdict(nil, filter([]string{c.Text}, contains(e.TwinToken)))
+			}
 			return verdict(nil, e.leaks(e.Host(ctx, cmd)))
 		},
 	}, {

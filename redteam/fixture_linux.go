@@ -177,14 +177,18 @@ func listenUDP(addr string) (*Listener, error) {
 // Fixture is everything the harness plants on the host for one run, and
 // removes afterwards.
 type Fixture struct {
-	C     Canaries
-	Base  string // the run's temp dir (removed at the end)
-	H     string // the fake host home
-	Root  bool
-	Probe string // this executable
+	C    Canaries
+	Base string // the run's temp dir (removed at the end)
+	H    string // the fake host home
+	Root bool   // the harness runs as root
+	// RootPlanted: the root-only fixture (RootPrep) exists, planted by
+	// this harness as root or by a root parent of a rootless one.
+	RootPlanted bool
+	Probe       string // this executable
 
-	RootFile, OtherFile string // /etc files (root runs)
-	EtcSock             string // a world-connectable socket in /etc (root runs)
+	RootFile, OtherFile string // /etc files (RootPlanted)
+	TwinFile, TwinToken string // RootPrep.TwinFile and its content
+	EtcSock             string // a world-connectable socket under /etc (RootPlanted)
 	HiddenSock          string // a socket in the run dir, absent from the view
 	AgentSock           string // SSH_AUTH_SOCK
 	Abstract            string // abstract socket name in the host netns
@@ -241,23 +245,16 @@ func setupFixture() (f *Fixture, err error) {
 	if err = os.Chmod(f.H, 0o755); err != nil { // the module cache under it must be walkable
 		return f, err
 	}
-	if f.Root {
-		tag := randHex(6)
-		f.C.Root, f.C.Other = randHex(16), randHex(16)
-		f.RootFile = "/etc/cordon-redteam-root-" + tag
-		f.OtherFile = "/etc/cordon-redteam-other-" + tag
-		f.cleanup = append(f.cleanup, func() { os.Remove(f.RootFile); os.Remove(f.OtherFile) })
-		if err = os.WriteFile(f.RootFile, []byte(f.C.Root+"\n"), 0o600); err != nil {
-			return f, err
-		}
-		if err = os.WriteFile(f.OtherFile, []byte(f.C.Other+"\n"), 0o600); err != nil {
-			return f, err
-		}
-		if err = os.Chown(f.OtherFile, 54321, 54321); err != nil {
-			return f, err
-		}
-		f.EtcSock = "/etc/cordon-redteam-" + tag + ".sock"
-		f.cleanup = append(f.cleanup, func() { os.Remove(f.EtcSock) })
+	prep, err := f.rootPrep()
+	if err != nil {
+		return f, err
+	}
+	if prep != nil {
+		f.RootPlanted = true
+		f.C.Root, f.C.Other = prep.RootCanary, prep.OtherCanary
+		f.RootFile, f.OtherFile = prep.RootFile, prep.OtherFile
+		f.TwinFile, f.TwinToken = prep.TwinFile, prep.TwinToken
+		f.EtcSock = filepath.Join(prep.EtcDir, "sock")
 		if f.Etc, err = f.listen("unix", f.EtcSock, ""); err != nil { // 0666, like /run/dbus/system_bus_socket
 			return f, err
 		}

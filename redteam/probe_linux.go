@@ -359,7 +359,10 @@ func probeOpenWrite(args []string) {
 	}
 }
 
-// dev DIR: mknod in DIR, and open every device node of /dev read-write.
+// dev DIR [walk]: mknod /dev/mem (c 1 1) and a whiteout (c 0 0, what a
+// user namespace may make) in DIR; with walk, open every device node of
+// /dev read-write but the minimal set. Never walk the host's /dev: some
+// devices act on open (a watchdog arms, a tape rewinds).
 func probeDev(args []string) {
 	if len(args) < 1 {
 		return
@@ -375,13 +378,22 @@ func probeDev(args []string) {
 		os.Remove(node)
 	}
 	report("mknod c 1 1", err)
+	wh := filepath.Join(args[0], "rt-whiteout")
+	err = unix.Mknod(wh, unix.S_IFCHR|0o600, 0)
+	if err == nil {
+		os.Remove(wh)
+	}
+	report("mknod c 0 0 (whiteout)", err)
+	if len(args) < 2 || args[1] != "walk" {
+		return
+	}
 	allowed := map[string]bool{"null": true, "zero": true, "full": true, "random": true, "urandom": true, "tty": true, "ptmx": true, "pts/ptmx": true}
 	_ = filepath.WalkDir("/dev", func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
 		rel := strings.TrimPrefix(p, "/dev/")
-		if d.Type()&os.ModeDevice == 0 || allowed[rel] {
+		if d.Type()&os.ModeDevice == 0 || allowed[rel] || strings.HasPrefix(rel, "watchdog") {
 			return nil
 		}
 		fd, oerr := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
@@ -395,8 +407,25 @@ func probeDev(args []string) {
 
 // tiocsti: inject a byte into a pty of the probe's own (never the
 // caller's terminal), with the plain request and the high-bit variant
-// that bypassed 64-bit seccomp compares (CVE-2019-10063).
-func probeTIOCSTI([]string) {
+// that bypassed 64-bit seccomp compares (CVE-2019-10063). The pty is the
+// controlling terminal of a child in a new session (what the kernel asks
+// of an unprivileged caller while dev.tty.legacy_tiocsti is 1); the
+// child does the ioctls on it.
+func probeTIOCSTI(args []string) {
+	if len(args) > 0 && args[0] == "child" {
+		c := byte('x')
+		for _, req := range []uintptr{unix.TIOCSTI, unix.TIOCSTI | 1<<32} {
+			_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, req, uintptr(unsafe.Pointer(&c)))
+			report(fmt.Sprintf("TIOCSTI %#x", req), errnoErr(e))
+		}
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCLINUX, uintptr(unsafe.Pointer(&[]byte{3}[0])))
+		if errors.Is(e, unix.EINVAL) || errors.Is(e, unix.ENOTTY) { // reached the tty layer, not a console
+			fmt.Printf("reached TIOCLINUX: %v\n", e)
+		} else {
+			report("TIOCLINUX", errnoErr(e))
+		}
+		return
+	}
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		report("open-ptmx", err)
@@ -418,24 +447,16 @@ func probeTIOCSTI([]string) {
 		return
 	}
 	defer s.Close()
-	c := byte('x')
-	for _, req := range []uintptr{unix.TIOCSTI, unix.TIOCSTI | 1<<32} {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, s.Fd(), req, uintptr(unsafe.Pointer(&c)))
-		var err error
-		if e != 0 {
-			err = e
-		}
-		report(fmt.Sprintf("TIOCSTI %#x", req), err)
+	self, err := os.Executable()
+	if err != nil {
+		report("executable", err)
+		return
 	}
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, s.Fd(), unix.TIOCLINUX, uintptr(unsafe.Pointer(&[]byte{3}[0])))
-	var lerr error
-	if e != 0 {
-		lerr = e
-	}
-	if errors.Is(lerr, unix.EINVAL) || errors.Is(lerr, unix.ENOTTY) { // reached the tty layer, not a console
-		fmt.Printf("reached TIOCLINUX: %v\n", lerr)
-	} else {
-		report("TIOCLINUX", lerr)
+	cmd := exec.Command(self, "redteam", "probe", "tiocsti", "child")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Run(); err != nil {
+		report("start the injecting child", err)
 	}
 }
 

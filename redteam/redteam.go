@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,7 +43,8 @@ const (
 	// NeedAPI marks a case that drives cordon's own API (file tools,
 	// several sessions, teardown): not applicable under --wrap.
 	NeedAPI Needs = 1 << iota
-	// NeedRoot marks a case whose fixture needs host root.
+	// NeedRoot marks a case whose fixture needs host root (planted by
+	// the harness as root, or for a rootless run by a root parent).
 	NeedRoot
 )
 
@@ -227,8 +229,13 @@ func (r *Report) Scorecard() string {
 	}
 	var metrics []string
 	for _, res := range r.Results {
-		for k, v := range res.Metrics {
-			metrics = append(metrics, fmt.Sprintf("%s/%s %s=%s", res.ID, res.Mode, k, v))
+		keys := make([]string, 0, len(res.Metrics))
+		for k := range res.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			metrics = append(metrics, fmt.Sprintf("%s/%s %s=%s", res.ID, res.Mode, k, res.Metrics[k]))
 		}
 	}
 	if len(metrics) > 0 {

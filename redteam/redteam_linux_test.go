@@ -3,7 +3,10 @@ package redteam_test
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -81,4 +84,58 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestRootless re-runs TestSuite as uid 65534, so that rootless sessions
+// face the whole suite on every CI run (which is root). What only root
+// can plant (R04's files, E11's directory under /etc) is planted here
+// first and handed over with redteam.RootPrepEnv.
+func TestRootless(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the red-team suite takes about a minute")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("this run is already unprivileged")
+	}
+	dir, err := os.MkdirTemp("", "cordon-redteam-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary, copied where uid 65534 can run it (the build
+	// cache is private to root).
+	bin := filepath.Join(dir, "redteam.test")
+	src, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(tmp, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	prep, cleanup, err := redteam.PrepareRootless(tmp, 65534, 65534)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-test.run", "^TestSuite$", "-test.count=1", "-test.v")
+	cmd.Dir = tmp
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp, redteam.RootPrepEnv + "=" + prep}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	t.Log("\n" + string(out))
+	if err != nil {
+		t.Fatalf("the suite as uid 65534: %v", err)
+	}
 }

@@ -305,8 +305,8 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 		res.Status, res.Reason = NotApplicable, "needs cordon's API (file tools, sessions, teardown)"
 		return res
 	}
-	if c.Needs&NeedRoot != 0 && !r.fx.Root {
-		res.Status, res.Reason = NotApplicable, "the fixture needs host root"
+	if c.Needs&NeedRoot != 0 && !r.fx.RootPlanted {
+		res.Status, res.Reason = NotApplicable, "the fixture needs host root (run as root, or rootless with "+RootPrepEnv+" from PrepareRootless)"
 		return res
 	}
 	e := &Env{Fixture: r.fx, Mode: mode, r: r, Marker: "cordonrt-" + randHex(6), Tag: strings.ToLower(c.ID) + "-" + randHex(4), CT: "ctl-" + randHex(8)}
@@ -404,3 +404,43 @@ func (e *Env) arrived(l *Listener, m int) []string {
 	}
 	return nil
 }
+
+// hostCtl is how a control runs a probe on the host: as root, "$P
+// redteam probe " + root. When the harness is not root, a control that
+// needs root runs in a user namespace of its own (unshare -Ur plus the
+// namespace flags in ns), where it holds every capability over what it
+// created, with user (root if empty); plain runs it as is either way.
+type hostCtl struct {
+	root, ns, user string
+	plain          bool
+	// fired, when set, picks the control's evidence from its OK lines
+	// (the case's own filter otherwise).
+	fired func(string) bool
+}
+
+// Control runs c.
+func (e *Env) Control(ctx context.Context, c hostCtl) Obs {
+	if e.Root || c.plain {
+		return e.Host(ctx, `"$P" redteam probe `+c.root)
+	}
+	args := c.user
+	if args == "" {
+		args = c.root
+	}
+	return e.HostAs(ctx, []string{"unshare", "-Ur" + c.ns}, `"$P" redteam probe `+args)
+}
+
+// unprivileged is the argv prefix that runs a host command as an
+// unprivileged user: setpriv to uid 65534 when the harness is root,
+// nothing when it already is one.
+func (e *Env) unprivileged() []string {
+	if e.Root {
+		return []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}
+	}
+	return nil
+}
+
+// rootGated are the syscalls of the sweep the kernel refuses (EPERM) to
+// every caller without a capability in the initial user namespace, so a
+// control without host root cannot show them reached.
+var rootGated = map[string]bool{"userfaultfd": true, "syslog": true, "acct": true, "swapon": true, "swapoff": true, "reboot": true, "fanotify_init": true}
