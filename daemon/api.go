@@ -47,6 +47,18 @@ type ExecRequest struct {
 	MaxOutputBytes int64             `json:"max_output_bytes,omitempty"`
 }
 
+// NetworkAllowRequest is the body of POST /v1/sessions/{id}/network/allow:
+// host patterns in the syntax of the policy's network.allow.
+type NetworkAllowRequest struct {
+	Hosts []string `json:"hosts"`
+}
+
+// NetworkAllowResponse is its answer: the session's whole allowlist after
+// the change.
+type NetworkAllowResponse struct {
+	Allow []string `json:"allow"`
+}
+
 // ErrorBody is every error answer: {"error": {"code", "message"}}, plus
 // the denials behind a 403.
 type ErrorBody struct {

@@ -174,6 +174,14 @@ func (c *Client) WriteFile(ctx context.Context, id, path string, data []byte) er
 	return err
 }
 
+// AllowHosts widens a session's egress allowlist and returns the whole
+// list after the change.
+func (c *Client) AllowHosts(ctx context.Context, id string, hosts ...string) ([]string, error) {
+	var out NetworkAllowResponse
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/network/allow", jsonBody(NetworkAllowRequest{Hosts: hosts}), &out)
+	return out.Allow, err
+}
+
 // CloseIdleConnections closes the kept-alive connections.
 func (c *Client) CloseIdleConnections() { c.http.CloseIdleConnections() }
 

@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/policy"
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
@@ -247,6 +248,9 @@ func TestOtherUID(t *testing.T) {
 			t.Errorf("uid 65534 GET %s: %q", url, got)
 		}
 	}
+	if got := as(65534, "/v1/sessions/"+id+"/network/allow", `{"hosts":["evil.example"]}`); !strings.HasPrefix(got, "404 ") {
+		t.Errorf("uid 65534 widened another uid's allowlist: %q", got)
+	}
 	if got := as(65534, "/v1/sessions"); strings.TrimSpace(got) != "200 []" {
 		t.Errorf("uid 65534 lists %q", got)
 	}
@@ -283,6 +287,44 @@ func TestOtherUID(t *testing.T) {
 	var st syscall.Stat_t
 	if !strings.HasPrefix(got, "200 ") || syscall.Stat(filepath.Join(own, "made"), &st) != nil || st.Uid != 65534 {
 		t.Errorf("a file written in uid 65534's session: %q, owner %d", got, st.Uid)
+	}
+}
+
+// TestNetworkAllow changes a live session's egress allowlist through the
+// API; the proxy itself is tested in the sandbox package.
+func TestNetworkAllow(t *testing.T) {
+	_, c, _ := daemonUnderTest(t)
+	ctx := context.Background()
+	id, err := c.Create(ctx, CreateRequest{Workspace: workspace(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := "/v1/sessions/" + id + "/network/allow"
+	code, body := raw(t, c, "POST", path, `{"hosts":["b.example:443","*.c.example"]}`)
+	want, _ := json.Marshal(NetworkAllowResponse{Allow: append(policy.Default().Network.Allow, "b.example:443", "*.c.example")})
+	if code != http.StatusOK || body != string(want)+"\n" {
+		t.Errorf("allow: %d %s, want %s", code, body, want)
+	}
+	for _, bad := range []string{`{"hosts":["not a host"]}`, `{"hosts":[]}`, `{"hosts":"x"}`, `{"hosts":["a"],"x":1}`} {
+		if code, body := raw(t, c, "POST", path, bad); code != http.StatusBadRequest || !strings.Contains(body, `"invalid"`) {
+			t.Errorf("allow %s: %d %s", bad, code, body)
+		}
+	}
+	if got, err := c.AllowHosts(ctx, id, "d.example"); err != nil || len(got) != len(policy.Default().Network.Allow)+3 {
+		t.Errorf("client AllowHosts: %v %v", got, err)
+	}
+	if code, _ := raw(t, c, "POST", "/v1/sessions/nope/network/allow", `{"hosts":["a.example"]}`); code != http.StatusNotFound {
+		t.Errorf("allow on an unknown session: %d", code)
+	}
+	// A refusal by the proxy is counted by outcome (e.example is not
+	// allowlisted, so the proxy refuses before resolving it).
+	res, err := c.Exec(ctx, id, ExecRequest{Command: "curl -sS -m 10 http://e.example/"})
+	if err != nil || !bytes.Contains(res, []byte("net.connect:e.example")) {
+		t.Errorf("curl to a host not allowlisted: %s %v", res, err)
+	}
+	if _, metrics := raw(t, c, "GET", "/metrics", ""); !strings.Contains(metrics, `cordon_egress_requests_total{outcome="denied"} 1`) ||
+		!strings.Contains(metrics, `cordon_denials_total{kind="deny",layer="net"} 1`) {
+		t.Errorf("metrics lack the egress refusal:\n%s", metrics)
 	}
 }
 

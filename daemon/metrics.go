@@ -18,6 +18,8 @@ type metrics struct {
 	denials  *prometheus.CounterVec
 	latency  *prometheus.HistogramVec
 	setup    prometheus.Histogram
+	egress   *prometheus.CounterVec
+	bytes    *prometheus.CounterVec
 }
 
 func newMetrics() *metrics {
@@ -35,11 +37,18 @@ func newMetrics() *metrics {
 			Name: "cordon_session_setup_seconds", Help: "Time to open a session.",
 			Buckets: prometheus.ExponentialBuckets(1e-3, 2, 14),
 		}),
+		egress: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cordon_egress_requests_total",
+			Help: "Requests to the egress proxy (HTTP requests, CONNECT tunnels, SOCKS5 connections), by outcome: allowed, denied, error."}, []string{"outcome"}),
+		bytes: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "cordon_egress_bytes_total",
+			Help: "Bytes the egress proxy relayed for allowed connections, by direction (up: to the host reached)."}, []string{"direction"}),
 	}
-	reg.MustRegister(m.sessions, m.opened, m.calls, m.denials, m.latency, m.setup)
+	reg.MustRegister(m.sessions, m.opened, m.calls, m.denials, m.latency, m.setup, m.egress, m.bytes)
 	m.Handler = promhttp.HandlerFor(reg, promhttp.HandlerOpts{})
 	return m
 }
+
+// countEgress is the egress proxy's outcome hook.
+func (m *metrics) countEgress(outcome string) { m.egress.WithLabelValues(outcome).Inc() }
 
 // Emit implements events.Sink.
 func (m *metrics) Emit(e *events.Event) {
@@ -55,5 +64,11 @@ func (m *metrics) Emit(e *events.Event) {
 		m.latency.WithLabelValues(e.Op).Observe(float64(e.Timing["total_us"]) / 1e6)
 	case events.Deny, events.Limit:
 		m.denials.WithLabelValues(string(e.Layer), string(e.Kind)).Inc()
+	case events.NetConnect:
+		for dir, key := range map[string]string{"up": "bytes_up", "down": "bytes_down"} {
+			if n, ok := e.Detail[key].(int64); ok && n > 0 {
+				m.bytes.WithLabelValues(dir).Add(float64(n))
+			}
+		}
 	}
 }

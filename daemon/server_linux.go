@@ -11,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"os/user"
 	"path/filepath"
@@ -54,6 +55,8 @@ type Options struct {
 	// Socket is the socket the daemon serves; it names the daemon's
 	// cgroup parent (CgroupParent).
 	Socket string
+	// Resolve is passed to sandbox.Options (a test hook).
+	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
 }
 
 // Server is the daemon: the sessions it holds and its HTTP API.
@@ -228,6 +231,7 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("GET /v1/sessions/{id}/files/{path...}", s.authed(s.getFile))
 	mux.HandleFunc("PUT /v1/sessions/{id}/files/{path...}", s.authed(s.putFile))
 	mux.HandleFunc("GET /v1/sessions/{id}/events", s.authed(s.sessionEvents))
+	mux.HandleFunc("POST /v1/sessions/{id}/network/allow", s.authed(s.networkAllow))
 	mux.HandleFunc("GET /v1/events", s.authed(s.allEvents))
 	mux.HandleFunc("GET /metrics", s.authed(func(w http.ResponseWriter, r *http.Request, _ peer) { s.metrics.ServeHTTP(w, r) }))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -298,7 +302,8 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, p peer) {
 	}
 	sess, err := sandbox.Open(r.Context(), sandbox.Options{
 		Policy: pol, Workspace: req.Workspace, Bus: s.bus, SessionUID: s.opts.SessionUID,
-		Caller: caller, CgroupParent: CgroupParent(s.opts.Socket),
+		Caller: caller, CgroupParent: CgroupParent(s.opts.Socket), Resolve: s.opts.Resolve,
+		CountEgress: s.metrics.countEgress,
 	})
 	if err != nil {
 		writeSandboxError(w, err)
@@ -468,6 +473,27 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request, p peer) {
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// networkAllow widens a live session's egress allowlist.
+func (s *Server) networkAllow(w http.ResponseWriter, r *http.Request, p peer) {
+	e := s.lookup(w, r, p)
+	if e == nil {
+		return
+	}
+	var req NetworkAllowRequest
+	if !decode(w, r, &req) {
+		return
+	}
+	if len(req.Hosts) == 0 {
+		writeError(w, http.StatusBadRequest, "invalid", "hosts: give at least one host", nil)
+		return
+	}
+	if err := e.s.AllowHosts(req.Hosts...); err != nil {
+		writeSandboxError(w, err)
+		return
+	}
+	writeJSON(w, http.StatusOK, NetworkAllowResponse{Allow: e.s.AllowedHosts()})
 }
 
 func (s *Server) sessionEvents(w http.ResponseWriter, r *http.Request, p peer) {

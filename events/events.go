@@ -31,6 +31,10 @@ const (
 	GrantRequest  Kind = "grant.request"  // a session asked for a capability
 	GrantDecision Kind = "grant.decision" // policy or a person decided a request
 	GrantRevoke   Kind = "grant.revoke"   // a person withdrew a granted capability
+
+	// NetConnect is an allowed connection through the egress proxy,
+	// emitted when it ends, with its byte counts.
+	NetConnect Kind = "net.connect"
 )
 
 // Layer names the enforcement layer that produced a deny or limit event.

@@ -3,6 +3,7 @@ package policy
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strings"
 	"testing"
 )
@@ -176,8 +177,19 @@ func TestDefault(t *testing.T) {
 		q.Limits.Timeout.String() != "10m" || q.Limits.Output != 16*MiB || q.Limits.Tmp != GiB || q.Limits.Home != GiB {
 		t.Errorf("unexpected limits/workspace: %+v %+v", q.Workspace, q.Limits)
 	}
-	if len(q.Network.Allow) != 0 || len(q.Filesystem.Write) != 0 || len(q.Capabilities.Auto) != 0 {
-		t.Error("default must allow no network, no extra writes, no auto grants")
+	if len(q.Filesystem.Write) != 0 || len(q.Capabilities.Auto) != 0 || len(q.Network.AllowPrivate) != 0 {
+		t.Error("default must allow no extra writes, no auto grants, no private addresses")
+	}
+	// The public registries development needs, over TLS only.
+	for _, h := range []string{"proxy.golang.org:443", "sum.golang.org:443", "registry.npmjs.org:443", "pypi.org:443", "files.pythonhosted.org:443", "github.com:443"} {
+		if !slices.Contains(q.Network.Allow, h) {
+			t.Errorf("default network.allow lacks %s", h)
+		}
+	}
+	for _, h := range q.Network.Allow {
+		if !strings.HasSuffix(h, ":443") {
+			t.Errorf("default network.allow entry %s is not limited to port 443", h)
+		}
 	}
 	if _, ok := q.Env.Set["GOFLAGS"]; ok {
 		t.Error("GOFLAGS must stay unset")

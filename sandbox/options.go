@@ -1,6 +1,9 @@
 package sandbox
 
 import (
+	"context"
+	"net/netip"
+
 	"github.com/cordon-sandbox/cordon/events"
 	"github.com/cordon-sandbox/cordon/policy"
 )
@@ -34,6 +37,14 @@ type Options struct {
 	// CgroupParent names the directory under each cgroup hierarchy that
 	// holds the sessions' cgroups; empty means "cordon".
 	CgroupParent string
+	// Resolve, when set, replaces the host's resolver for the session's
+	// egress proxy: it returns the addresses of a host name. Tests use it
+	// to point names at servers they run on loopback (together with a
+	// policy whose network.allow_private admits loopback).
+	Resolve func(ctx context.Context, host string) ([]netip.Addr, error)
+	// CountEgress, when set, is told the outcome of every request the
+	// session's egress proxy decides: "allowed", "denied" or "error".
+	CountEgress func(outcome string)
 }
 
 // Caller identifies the user a session is opened for.

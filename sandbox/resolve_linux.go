@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -79,7 +80,7 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller
 		Workspace:         ws,
 		WorkspaceWritable: exp.Workspace.Access.OrDefault() == policy.AccessWrite,
 		Home:              DefaultHome,
-		Hide:              append([]string(nil), exp.Filesystem.Hide...),
+		Hide:              append(slices.Clone(exp.Filesystem.Hide), runtimeHide...),
 		TmpBytes:          orDefault(int64(exp.Limits.Tmp), defaultTmpfs),
 		HomeBytes:         orDefault(int64(exp.Limits.Home), defaultTmpfs),
 		UID:               ids.execUID,
@@ -271,10 +272,37 @@ func kindOf(fi os.FileInfo) plan.BindKind {
 	return plan.BindFile
 }
 
-// environ builds the base environment: the variables the policy passes
-// through from the caller's environment, then its fixed values.
+// runtimeHide are covered in every view whatever the policy says: the
+// host's resolver configuration names servers the session cannot reach
+// (its only way out is the egress proxy, which resolves names itself), so
+// resolvers inside fail at once on an empty file instead of waiting out
+// their timeouts on a nameserver they cannot reach.
+var runtimeHide = []string{"/etc/resolv.conf"}
+
+// proxyEnv points the usual clients at the session's egress proxy; the
+// policy's env.set can override any of it.
+func proxyEnv() map[string]string {
+	http := fmt.Sprintf("http://127.0.0.1:%d", plan.ProxyPort)
+	socks := fmt.Sprintf("socks5h://127.0.0.1:%d", plan.ProxyPort)
+	noProxy := "localhost,127.0.0.1,::1"
+	return map[string]string{
+		"HTTP_PROXY": http, "http_proxy": http,
+		"HTTPS_PROXY": http, "https_proxy": http,
+		"ALL_PROXY": socks, "all_proxy": socks,
+		"NO_PROXY": noProxy, "no_proxy": noProxy,
+		// npm and pip read their own settings before the variables above.
+		"npm_config_proxy": http, "npm_config_https_proxy": http,
+		"PIP_PROXY": http,
+		// Go's module fetcher, git and curl use HTTPS_PROXY/https_proxy.
+	}
+}
+
+// environ builds the base environment: the proxy settings, the variables
+// the policy passes through from the caller's environment, then its fixed
+// values.
 func environ(e policy.Env, home string) []string {
-	vars := map[string]string{"HOME": home}
+	vars := proxyEnv()
+	vars["HOME"] = home
 	for _, name := range e.Pass {
 		if v, ok := os.LookupEnv(name); ok {
 			vars[name] = v

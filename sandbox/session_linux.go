@@ -13,11 +13,13 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cordon-sandbox/cordon/egress"
 	"github.com/cordon-sandbox/cordon/events"
 	"github.com/cordon-sandbox/cordon/internal/cgroup"
 	"github.com/cordon-sandbox/cordon/internal/linux"
@@ -80,6 +82,13 @@ type Session struct {
 	cg     *cgroup.Group
 	stderr *tailBuffer
 
+	// ctx ends with the session; proxy connections are served under it.
+	ctx  context.Context
+	stop context.CancelFunc
+
+	allow   atomic.Pointer[egress.Allowlist]
+	allowMu sync.Mutex // serializes allowlist changes
+
 	mu           sync.Mutex
 	lastCounters countersSnapshot // cgroup limit counters at the last call end
 	pending      map[string]*pending
@@ -123,8 +132,14 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if bus == nil {
 		bus = events.NewBus()
 	}
+	allow, err := egress.ParseAllowlist(pol.Network.Allow, pol.Network.AllowPrivate)
+	if err != nil {
+		return nil, &Error{Code: CodeInvalid, Message: "network: " + err.Error()}
+	}
 	s := &Session{id: id, plan: p, bus: bus, pending: map[string]*pending{}, readDone: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
-	cleanup := []func(){}
+	s.allow.Store(allow)
+	s.ctx, s.stop = context.WithCancel(context.Background())
+	cleanup := []func(){s.stop}
 	fail := func(err error) (*Session, error) {
 		for i := len(cleanup) - 1; i >= 0; i-- {
 			cleanup[i]()
@@ -170,11 +185,17 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	mine, theirs := os.NewFile(uintptr(fds[0]), "session"), os.NewFile(uintptr(fds[1]), "host")
 	cleanup = append(cleanup, func() { mine.Close() })
+	egressMine, egressTheirs, err := egressPair()
+	if err != nil {
+		theirs.Close()
+		return fail(&Error{Code: CodeFailed, Message: "creating the egress socket: " + err.Error()})
+	}
+	cleanup = append(cleanup, func() { egressMine.Close() })
 	cmd := exec.Command("/proc/self/exe", proto.StageSupervisor)
 	cmd.Env = []string{} // nothing of the host's environment crosses
 	cmd.Dir = "/"
 	cmd.Stderr = s.stderr
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = []*os.File{theirs, egressTheirs}
 	if tree != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, tree)
 		trees, err := bindTrees(p, 3+len(cmd.ExtraFiles), walker)
@@ -191,6 +212,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	cmd.SysProcAttr = ids.sysProcAttr()
 	err = cmd.Start()
 	theirs.Close()
+	egressTheirs.Close()
 	if tree != nil {
 		tree.Close()
 	}
@@ -225,6 +247,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	s.created = time.Now()
 	go s.read()
+	go s.serveEgress(egressMine, s.egressConfig(o))
 
 	timing := map[string]int64{
 		"prepare_us": tIDs.Sub(t0).Microseconds(),
@@ -379,12 +402,7 @@ func (s *Session) read() {
 			if r.Event == nil {
 				continue
 			}
-			s.bus.Publish(r.Event)
-			s.mu.Lock()
-			if pc := s.pending[r.Call]; pc != nil && r.Call != "" {
-				pc.denials = append(pc.denials, r.Event)
-			}
-			s.mu.Unlock()
+			s.record(r.Event)
 		case proto.KindStdout, proto.KindStderr:
 			s.mu.Lock()
 			pc := s.pending[r.Call]
@@ -490,6 +508,7 @@ func (s *Session) Close() error {
 		s.closed = true
 		s.mu.Unlock()
 		s.conn.Close()
+		s.stop()
 		done := make(chan error, 1)
 		go func() { done <- s.cmd.Wait() }()
 		select {

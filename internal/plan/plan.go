@@ -86,3 +86,8 @@ type Limits struct {
 	FileReadBytes  int64 `json:"file_read_bytes"`
 	FileWriteBytes int64 `json:"file_write_bytes"`
 }
+
+// ProxyPort is the loopback port, the same in every session, on which the
+// supervisor accepts connections for the host's egress proxy. Tools find
+// it in HTTP_PROXY and the other proxy variables.
+const ProxyPort = 3128

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -30,6 +31,9 @@ var specDenied = []string{
 
 // specPtrace is denied unless Options.AllowPtrace.
 var specPtrace = []string{"ptrace", "process_vm_readv", "process_vm_writev"}
+
+// specWatched are handed to the supervisor to check, whatever the options.
+var specWatched = []string{"connect"}
 
 // amd64Only are spec names that arm64 does not have.
 var amd64Only = map[string]bool{"iopl": true, "ioperm": true, "uselib": true}
@@ -198,6 +202,20 @@ func TestFilterDeniedSet(t *testing.T) {
 			}
 		}
 	}
+	for _, name := range specWatched {
+		nr, _ := resolve(t, name)
+		if !Watched(nr) {
+			t.Errorf("%s: Watched is false", name)
+		}
+		for _, f := range []filterVM{vm, vmPtrace} {
+			if got := f.run(t, native64(nr, 3, 0x7f0000001000, 16)); got != notify {
+				t.Errorf("%s (%d): %s, want USER_NOTIF", name, nr, verdictName(got))
+			}
+		}
+	}
+	if nr, _ := resolve(t, "mount"); Watched(nr) {
+		t.Error("mount: Watched is true; a denial would be let through")
+	}
 	for _, name := range specPtrace {
 		nr, _ := resolve(t, name)
 		if got := vm.run(t, native64(nr)); got != notify {
@@ -308,7 +326,7 @@ func TestFilterCases(t *testing.T) {
 // highest syscall against the design: all but the listed ones are allowed.
 func TestFilterAllowsEverythingElse(t *testing.T) {
 	special := map[int32]bool{}
-	for _, name := range append(append([]string{"clone", "clone3", "unshare", "ioctl", "personality"}, specDenied...), specPtrace...) {
+	for _, name := range slices.Concat([]string{"clone", "clone3", "unshare", "ioctl", "personality"}, specDenied, specPtrace, specWatched) {
 		if nr, ok := resolve(t, name); ok {
 			special[nr] = true
 		}

@@ -65,6 +65,7 @@ func verdicts(a *archInfo, opts Options) (map[uint32]leaf, error) {
 		"ioctl":       leafIoctl,
 		"personality": leafPersonality,
 		"clone3":      leafENOSYS,
+		"connect":     leafNotify, // checked, not denied: see Watched
 	} {
 		nr, ok := a.number(name)
 		if !ok {

@@ -84,6 +84,14 @@ var denials = []denial{
 	{name: "adjtimex", what: "adjust the system clock"},
 }
 
+// Watched reports whether notifications of the syscall are checks rather
+// than denials: connect is handed to the supervisor so that a connection
+// to a non-loopback address, which the session's network namespace cannot
+// route anyway, is refused with a reason and reported. The supervisor
+// answers such a notification itself, with Continue or a refusal; Explain
+// does not apply to it.
+func Watched(nr int32) bool { return Name(nr) == "connect" }
+
 // Namespace flags shared by clone and unshare (include/uapi/linux/sched.h).
 const (
 	cloneNewTime   = 0x00000080 // unshare only: for clone this bit is in CSIGNAL

@@ -126,9 +126,13 @@ func Respond(fd int, id uint64, errno unix.Errno) error {
 	if errno == 0 || errno > 4095 {
 		return fmt.Errorf("responding to seccomp notification: errno %d is not a failure", uintptr(errno))
 	}
-	resp := seccompNotifResp{ID: id, Error: -int32(errno)}
+	return send(fd, &seccompNotifResp{ID: id, Error: -int32(errno)})
+}
+
+// send answers a notification, retrying on EINTR.
+func send(fd int, resp *seccompNotifResp) error {
 	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(&resp)))
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(resp)))
 		switch e {
 		case 0:
 			return nil
@@ -138,6 +142,25 @@ func Respond(fd int, id uint64, errno unix.Errno) error {
 			return ioctlErr("ioctl(SECCOMP_IOCTL_NOTIF_SEND)", e)
 		}
 	}
+}
+
+// Continue lets the notified syscall id run as if the filter had allowed
+// it (SECCOMP_USER_NOTIF_FLAG_CONTINUE). The kernel re-reads the
+// syscall's arguments from the target's memory when it runs it, so a
+// decision made from a copy of that memory is only advisory: use Continue
+// only where something else (a namespace, Landlock) enforces the outcome.
+// If the target is gone the error matches ErrTargetGone.
+func Continue(fd int, id uint64) error {
+	return send(fd, &seccompNotifResp{ID: id, Flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE})
+}
+
+// Valid reports whether notification id still waits for an answer. Call
+// it after reading the target's memory through its pid: if the target died
+// in between, the pid may name another process and what was read is not
+// the target's.
+func Valid(fd int, id uint64) bool {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
+	return e == 0
 }
 
 // ListenerState is what Poll found on a listener fd.

@@ -30,11 +30,13 @@ import (
 const stageThreads = 8
 
 // File descriptors the host passes to the supervisor: the framed
-// connection to the host, then the idmapped workspace tree when the plan
+// connection to the host, the datagram socket that takes proxy
+// connections to the host, then the idmapped workspace tree when the plan
 // says so; bind trees follow at the descriptors their binds name.
 const (
 	fdHost      = 3
-	fdWorkspace = 4
+	fdEgress    = 4
+	fdWorkspace = 5
 )
 
 // Main runs the supervisor stage and never returns.
@@ -60,6 +62,7 @@ type supervisor struct {
 	executor *proto.Conn
 	execPID  int
 	notify   *notifier
+	bridge   *bridge
 }
 
 func run(host *proto.Conn) error {
@@ -91,6 +94,10 @@ func run(host *proto.Conn) error {
 	if err := linux.LoopbackUp(); err != nil {
 		return fmt.Errorf("bringing up loopback: %w", err)
 	}
+	br, err := listenProxy(os.NewFile(fdEgress, "egress"))
+	if err != nil {
+		return err
+	}
 	if err := limitUserNamespace(); err != nil {
 		return fmt.Errorf("setting the session's user namespace limits: %w", err)
 	}
@@ -103,25 +110,30 @@ func run(host *proto.Conn) error {
 		return fmt.Errorf("waiting for the host to finish setup: %v", err)
 	}
 	startWait := time.Since(tWait)
-	s := &supervisor{plan: &p, host: host}
+	s := &supervisor{plan: &p, host: host, bridge: br}
 	ready, err := s.startExecutor()
 	if err != nil {
 		return fmt.Errorf("starting the executor: %w", err)
 	}
-	// Setup is done: the supervisor keeps no capability. What it does
-	// from here (relay frames, answer seccomp notifications, read
-	// /proc/PID/stat, exit) needs none, and it parses frames from the
-	// untrusted executor. The bounding set goes too, so that not even an
-	// execve could give any back; dropping it on every thread takes
-	// milliseconds, so it happens off the path to ready, holding only
+	// Setup is done: the supervisor keeps one capability,
+	// CAP_SYS_PTRACE in the session's user namespace, to read the
+	// address a notified connect() names from the caller's memory (the
+	// executor runs as another uid). It reaches only the session's own
+	// processes, which the supervisor already governs; what else it does
+	// from here (relay frames, answer notifications, read /proc/PID/stat,
+	// exit) needs nothing, and it parses frames from the untrusted
+	// executor. The bounding set goes too, so that not even an execve
+	// could give any back; dropping it on every thread takes
+	// milliseconds, so it happens off the path to ready, holding
 	// CAP_SETPCAP (which the drop needs) until it is done.
-	if err := linux.KeepCapabilities(unix.CAP_SETPCAP); err != nil {
+	if err := linux.KeepCapabilities(unix.CAP_SETPCAP, unix.CAP_SYS_PTRACE); err != nil {
 		return err
 	}
+	go s.bridge.serve()
 	go func() {
 		err := linux.DropBoundingSetAllThreads()
 		if err == nil {
-			err = linux.ClearCapabilities()
+			err = linux.KeepCapabilities(unix.CAP_SYS_PTRACE)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cordon supervisor: %v\n", err)

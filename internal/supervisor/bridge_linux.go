@@ -1,0 +1,201 @@
+package supervisor
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"net"
+	"net/netip"
+	"os"
+	"sync"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/plan"
+	"github.com/cordon-sandbox/cordon/internal/proto"
+	"github.com/cordon-sandbox/cordon/internal/seccomp"
+)
+
+// The bridge is the session's one way out. The supervisor listens on
+// 127.0.0.1:plan.ProxyPort inside the session's network namespace and
+// hands every accepted connection to the host as a file descriptor
+// (SCM_RIGHTS on a datagram socketpair), where the egress proxy serves
+// it. Passing the socket, rather than relaying its bytes, keeps the
+// supervisor off the data path: it copies nothing, holds no buffers per
+// connection, and a slow download cannot stall its other work.
+
+// expectTTL bounds how long a connect to the proxy port waits in the
+// bridge's queue for its accept; an entry older than that belonged to a
+// connection that never completed.
+const expectTTL = 10 * time.Second
+
+// maxExpected bounds the queue of calls waiting for an accept.
+const maxExpected = 256
+
+type bridge struct {
+	host *net.UnixConn // to the host: one datagram per accepted connection
+	ln   *net.TCPListener
+
+	mu       sync.Mutex
+	expected []expectation // connects to the proxy port, oldest first
+}
+
+type expectation struct {
+	call string
+	at   time.Time
+}
+
+// listenProxy opens the session's proxy port. It runs before the executor
+// exists, so no session process can take the port first.
+func listenProxy(host *os.File) (*bridge, error) {
+	ln, err := net.ListenTCP("tcp4", &net.TCPAddr{IP: net.IPv4(127, 0, 0, 1), Port: plan.ProxyPort})
+	if err != nil {
+		return nil, fmt.Errorf("listening on the proxy port: %w", err)
+	}
+	c, err := net.FileConn(host)
+	host.Close()
+	if err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("the host's egress socket: %w", err)
+	}
+	uc, ok := c.(*net.UnixConn)
+	if !ok {
+		ln.Close()
+		c.Close()
+		return nil, errors.New("the host's egress socket is not a unix socket")
+	}
+	return &bridge{host: uc, ln: ln}, nil
+}
+
+// expect notes that a process of call is connecting to the proxy port, so
+// that the connection it makes is attributed to the call. Connections are
+// accepted in the order their handshakes complete, which is the order of
+// the connects in all but a race between two calls' processes; in that
+// race a proxy event may name the other call.
+func (b *bridge) expect(call string) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if len(b.expected) == maxExpected {
+		b.expected = b.expected[1:]
+	}
+	b.expected = append(b.expected, expectation{call: call, at: time.Now()})
+}
+
+// next takes the call of the oldest connect still waiting for an accept.
+func (b *bridge) next() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for len(b.expected) > 0 {
+		e := b.expected[0]
+		b.expected = b.expected[1:]
+		if time.Since(e.at) < expectTTL {
+			return e.call
+		}
+	}
+	return ""
+}
+
+// serve accepts connections until the listener fails and passes each to
+// the host with the call it belongs to as the datagram's payload.
+func (b *bridge) serve() {
+	for {
+		c, err := b.ln.AcceptTCP()
+		if err != nil {
+			if errors.Is(err, unix.EMFILE) || errors.Is(err, unix.ENFILE) || errors.Is(err, unix.ENOBUFS) || errors.Is(err, unix.ENOMEM) {
+				time.Sleep(10 * time.Millisecond)
+				continue
+			}
+			fmt.Fprintf(os.Stderr, "cordon supervisor: proxy port: %v\n", err)
+			return
+		}
+		f, err := c.File()
+		c.Close()
+		if err != nil {
+			continue // out of descriptors: the client sees its connection close
+		}
+		_, _, err = b.host.WriteMsgUnix([]byte("c:"+b.next()), unix.UnixRights(int(f.Fd())), nil)
+		f.Close()
+		if err != nil {
+			// The host is gone: the session is ending.
+			return
+		}
+	}
+}
+
+// connect answers a connect notification. A connection to a loopback
+// address (or a socket that is not IP) goes ahead; one to any other
+// address is refused with EPERM and reported. The session's network
+// namespace has no route off loopback, so the kernel would refuse it
+// anyway: what the check adds is the reason, at once, in the tool's
+// errno and in a deny event. The check reads the address from the
+// caller's memory, which another of its threads could change before the
+// kernel reads it again; that can cost only the report, never the
+// refusal, which stays the namespace's.
+func (n *notifier) connect(note seccomp.Notification, call string) {
+	dst, ok := n.connectAddr(note)
+	ip := dst.Addr().Unmap()
+	if !ok || ip.IsLoopback() || ip.IsUnspecified() {
+		if ok && ip == netip.AddrFrom4([4]byte{127, 0, 0, 1}) && dst.Port() == plan.ProxyPort && n.s.bridge != nil {
+			n.s.bridge.expect(call)
+		}
+		if err := seccomp.Continue(n.fd, note.ID); err != nil && !errors.Is(err, seccomp.ErrTargetGone) {
+			fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
+			os.Exit(3)
+		}
+		return
+	}
+	reason := fmt.Sprintf("direct connection to %s refused: the session reaches the network only through cordon's egress proxy at http://127.0.0.1:%d (HTTP_PROXY, HTTPS_PROXY and ALL_PROXY name it)", dst, plan.ProxyPort)
+	e := &events.Event{
+		Time: time.Now(), Session: n.s.plan.Session, Call: call,
+		Kind: events.Deny, Layer: events.LayerNet, Op: "net.connect", Target: dst.String(),
+		Rule:   "network.direct",
+		Detail: map[string]any{"pid": note.PID, "reason": reason},
+	}
+	_ = n.s.host.Send(&proto.Response{Call: call, Kind: proto.KindEvent, Event: e})
+	if err := seccomp.Respond(n.fd, note.ID, unix.EPERM); err != nil && !errors.Is(err, seccomp.ErrTargetGone) {
+		fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
+		os.Exit(3)
+	}
+}
+
+// connectAddr reads the IP address a notified connect(fd, addr, len) is
+// aimed at. ok is false for other address families, and when the memory
+// cannot be read or the notification was withdrawn meanwhile (the pid may
+// then name another process).
+func (n *notifier) connectAddr(note seccomp.Notification) (dst netip.AddrPort, ok bool) {
+	size := min(note.Args[2], unix.SizeofSockaddrInet6)
+	if size < 2 {
+		return dst, false
+	}
+	buf := make([]byte, size)
+	local := []unix.Iovec{{Base: &buf[0], Len: size}}
+	remote := []unix.RemoteIovec{{Base: uintptr(note.Args[1]), Len: int(size)}}
+	m, err := unix.ProcessVMReadv(int(note.PID), local, remote, 0)
+	if err != nil || m != len(buf) || !seccomp.Valid(n.fd, note.ID) {
+		return dst, false
+	}
+	return sockaddrIP(buf)
+}
+
+// sockaddrIP decodes a struct sockaddr_in or sockaddr_in6.
+func sockaddrIP(b []byte) (netip.AddrPort, bool) {
+	if len(b) < 2 {
+		return netip.AddrPort{}, false
+	}
+	port := func() uint16 { return binary.BigEndian.Uint16(b[2:4]) }
+	switch binary.NativeEndian.Uint16(b) {
+	case unix.AF_INET:
+		if len(b) < unix.SizeofSockaddrInet4 {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port()), true
+	case unix.AF_INET6:
+		if len(b) < unix.SizeofSockaddrInet6 {
+			return netip.AddrPort{}, false
+		}
+		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port()), true
+	}
+	return netip.AddrPort{}, false
+}
