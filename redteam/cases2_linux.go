@@ -266,14 +266,14 @@ func networkCases() []*Case {
 			return verdict(nil, e.arrived(e.UDP, m))
 		},
 	}, {
-		ID: "N22", Class: Network, Title: "raw, packet and vsock sockets",
-		Probe:  "socket(AF_INET/INET6, SOCK_RAW), AF_PACKET, AF_VSOCK connect to the host CID, NETLINK_NETFILTER",
-		Oracle: "a raw or packet socket is created, or vsock connects", Control: "the probe on the host creates the raw and packet sockets (as root; otherwise in a user and network namespace of its own)",
-		Source: "new; N16 (AF_VSOCK): trpc-agent-go PR#2426",
+		ID: "N22", Class: Network, Title: "raw and packet sockets",
+		Probe:  "socket(AF_INET/INET6, SOCK_RAW), AF_PACKET",
+		Oracle: "a raw or packet socket is created", Control: "the probe on the host creates the raw and packet sockets (as root; otherwise in a user and network namespace of its own)",
+		Source: "new: capabilities (CAP_NET_RAW), network namespace",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			a := e.Sh(ctx, `"$P" redteam probe rawsock`)
 			c := e.Control(ctx, hostCtl{root: "rawsock", ns: "n"})
-			return verdict(a.OKs(), filter(c.OKs(), func(l string) bool { return !strings.Contains(l, "vsock") }))
+			return verdict(a.OKs(), c.OKs())
 		},
 	}, {
 		ID: "N23", Class: Network, Title: "abstract unix socket in the host network namespace",
@@ -286,10 +286,17 @@ func networkCases() []*Case {
 			return verdict(a.OKs(), e.arrived(e.Abs, m))
 		},
 	}, {
-		ID: "N01", Class: Network, Title: "direct egress, DNS, proxy bypass (needs the egress proxy)",
-		Probe: "catalog N01-N17", Oracle: "fake internet/DNS/proxy logs", Control: "—", Source: "N01-N17",
+		ID: "N16", Class: Network, Title: "AF_VSOCK past the network namespace",
+		Probe:   "socket(AF_VSOCK) and bind to a port of the machine's own context id (never a connect: the other end of a vsock is the hypervisor)",
+		Oracle:  "the socket opens: vsock is not network-namespaced before Linux 7.0, so a session on a VM guest can reach the hypervisor's vsock services past its namespace and proxy",
+		Control: "the same probe on the host opens the socket", Source: "N16: trpc-group/trpc-agent-go PR#2426, kubevirt/enhancements PR#223, moby/moby#45317",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			return Outcome{NotApplicable: "needs the egress proxy and a fake internet (not built yet)"}
+			c := e.Host(ctx, `"$P" redteam probe vsock`)
+			if strings.Contains(c.Text, "address family not supported") {
+				return Outcome{NotApplicable: "this kernel has no AF_VSOCK"}
+			}
+			a := e.Sh(ctx, `"$P" redteam probe vsock`)
+			return verdict(filter(a.OKs(), contains("vsock-socket")), filter(c.OKs(), contains("vsock-socket")))
 		},
 	}}
 }
@@ -380,13 +387,6 @@ func crossCases() []*Case {
 					bad = append(bad, "A's listener log has "+n[0]+" lines (3 from its own control)")
 				}
 				return verdict(bad, filter(ctl.OKs(), contains("send")))
-			},
-		},
-		{
-			ID: "X07", Class: Cross, Title: "another session's proxy/broker endpoint", Probe: "CONNECT through B's proxy", Oracle: "B's proxy serves A",
-			Control: "—", Source: "X07: sandbox-runtime socks-unauthenticated-probe.test.ts",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				return Outcome{NotApplicable: "needs the egress proxy (not built yet)"}
 			},
 		},
 	}

@@ -16,7 +16,7 @@ import (
 // Cases returns every case, in scorecard order.
 func Cases() []*Case {
 	var all []*Case
-	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), crossCases(), denialCases()} {
+	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), fakeNetCases(), crossCases(), denialCases()} {
 		all = append(all, l...)
 	}
 	return all
@@ -132,54 +132,49 @@ ln -s "$H" "$WS/l-$T" && cat "$WS/l-$T/.ssh/id_canary" 2>&1; ln "$H/.ssh/id_cana
 			c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.AgentSock)))
 			return verdict(nil, e.leaks(c))
 		},
-	}, {
-		ID: "R09", Class: Read, Title: "cloud metadata endpoint",
-		Probe: "connect to 169.254.169.254:80 and [fd00:ec2::254]", Oracle: "fake metadata emulator answers with C-IMDS",
-		Control: "—", Source: "R09: brompwnie/botb",
-		Run: func(ctx context.Context, e *Env) Outcome {
-			return Outcome{NotApplicable: "needs a fake metadata endpoint in a harness network namespace behind the egress proxy (not built yet)"}
-		},
-	}, {
-		ID: "R13", Class: Read, Title: "file tools: absolute, .., symlinks out of the workspace", Needs: NeedAPI,
-		Probe:   "read_file/list_dir/stat of $H/.ssh/id_canary, ../.., and workspace symlinks (file, dir, /proc/self/root) to the host home made on the host and by a shell call",
-		Oracle:  "C-FILE canary in a file-tool result or error",
-		Control: "os.ReadFile on the host through the same symlink reads the canary",
-		Source:  "R13: anthropics/claude-code#15789, microsoft/vscode#330987",
-		Run: func(ctx context.Context, e *Env) Outcome {
-			target := filepath.Join(e.H, ".ssh/id_canary")
-			lf, ld := "lf-"+e.Tag, "ld-"+e.Tag
-			_ = os.Symlink(target, filepath.Join(e.WS, lf))
-			_ = os.Symlink(filepath.Join(e.H, ".ssh"), filepath.Join(e.WS, ld))
-			e.Sh(ctx, `ln -s "/proc/self/root$H/.ssh/id_canary" "$WS/lp-$T"; ln -s ../../../../../../../../.. "$WS/lu-$T"`)
-			rel, _ := filepath.Rel(e.WS, target)
-			for _, p := range []string{target, rel, "./" + rel, lf, ld + "/id_canary", "lp-" + e.Tag, "lu-" + e.Tag + target, ".rt/../" + rel} {
-				d, _, err := e.S.ReadFile(ctx, p)
-				e.Tool("read_file "+p, d, err)
-			}
-			for _, p := range []string{ld, "lu-" + e.Tag + e.H + "/.ssh", rel + "/.."} {
-				ents, err := e.S.ListDir(ctx, p)
-				e.Tool("list_dir "+p, []byte(fmt.Sprint(ents)), err)
-			}
-			st, err := e.S.Stat(ctx, ld+"/id_canary")
-			e.Tool("stat", []byte(fmt.Sprint(st)), err)
-			ctl, _ := os.ReadFile(filepath.Join(e.WS, lf))
-			for _, n := range []string{lf, ld, "lp-" + e.Tag, "lu-" + e.Tag} {
-				os.Remove(filepath.Join(e.WS, n))
-			}
-			return verdict(nil, e.C.Leak(string(ctl)))
-		},
-	}, {
-		ID: "R20", Class: Read, Title: "host and supervisor processes' argv and environment via /proc",
-		Probe:   "cat /proc/*/cmdline and /proc/*/environ, /proc/1/{environ,cmdline,mem,maps}, ls /proc/1/root/",
-		Oracle:  "C-ARGV or C-ENV canary (of a host decoy process and of the harness) in the output",
-		Control: "the same scan on the host finds the decoy's argv and environment",
-		Source:  "new: pid namespace, non-dumpable supervisor (docs/security.md)",
-		Run: func(ctx context.Context, e *Env) Outcome {
-			cmd := `for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; echo; tr '\0' '\n' <$p/environ; done 2>&1; head -c 64 /proc/1/mem 2>&1 | od -c | head -2; cat /proc/1/maps 2>&1 | head -3; ls /proc/1/root/ 2>&1 | head`
-			e.Sh(ctx, cmd)
-			return verdict(nil, e.leaks(e.Host(ctx, fmt.Sprintf("tr '\\0' ' ' </proc/%d/cmdline; tr '\\0' '\\n' </proc/%d/environ", e.Decoy.Process.Pid, e.Decoy.Process.Pid))))
-		},
-	}}
+	},
+		metadataCase(),
+		{
+			ID: "R13", Class: Read, Title: "file tools: absolute, .., symlinks out of the workspace", Needs: NeedAPI,
+			Probe:   "read_file/list_dir/stat of $H/.ssh/id_canary, ../.., and workspace symlinks (file, dir, /proc/self/root) to the host home made on the host and by a shell call",
+			Oracle:  "C-FILE canary in a file-tool result or error",
+			Control: "os.ReadFile on the host through the same symlink reads the canary",
+			Source:  "R13: anthropics/claude-code#15789, microsoft/vscode#330987",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				target := filepath.Join(e.H, ".ssh/id_canary")
+				lf, ld := "lf-"+e.Tag, "ld-"+e.Tag
+				_ = os.Symlink(target, filepath.Join(e.WS, lf))
+				_ = os.Symlink(filepath.Join(e.H, ".ssh"), filepath.Join(e.WS, ld))
+				e.Sh(ctx, `ln -s "/proc/self/root$H/.ssh/id_canary" "$WS/lp-$T"; ln -s ../../../../../../../../.. "$WS/lu-$T"`)
+				rel, _ := filepath.Rel(e.WS, target)
+				for _, p := range []string{target, rel, "./" + rel, lf, ld + "/id_canary", "lp-" + e.Tag, "lu-" + e.Tag + target, ".rt/../" + rel} {
+					d, _, err := e.S.ReadFile(ctx, p)
+					e.Tool("read_file "+p, d, err)
+				}
+				for _, p := range []string{ld, "lu-" + e.Tag + e.H + "/.ssh", rel + "/.."} {
+					ents, err := e.S.ListDir(ctx, p)
+					e.Tool("list_dir "+p, []byte(fmt.Sprint(ents)), err)
+				}
+				st, err := e.S.Stat(ctx, ld+"/id_canary")
+				e.Tool("stat", []byte(fmt.Sprint(st)), err)
+				ctl, _ := os.ReadFile(filepath.Join(e.WS, lf))
+				for _, n := range []string{lf, ld, "lp-" + e.Tag, "lu-" + e.Tag} {
+					os.Remove(filepath.Join(e.WS, n))
+				}
+				return verdict(nil, e.C.Leak(string(ctl)))
+			},
+		}, {
+			ID: "R20", Class: Read, Title: "host and supervisor processes' argv and environment via /proc",
+			Probe:   "cat /proc/*/cmdline and /proc/*/environ, /proc/1/{environ,cmdline,mem,maps}, ls /proc/1/root/",
+			Oracle:  "C-ARGV or C-ENV canary (of a host decoy process and of the harness) in the output",
+			Control: "the same scan on the host finds the decoy's argv and environment",
+			Source:  "new: pid namespace, non-dumpable supervisor (docs/security.md)",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				cmd := `for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; echo; tr '\0' '\n' <$p/environ; done 2>&1; head -c 64 /proc/1/mem 2>&1 | od -c | head -2; cat /proc/1/maps 2>&1 | head -3; ls /proc/1/root/ 2>&1 | head`
+				e.Sh(ctx, cmd)
+				return verdict(nil, e.leaks(e.Host(ctx, fmt.Sprintf("tr '\\0' ' ' </proc/%d/cmdline; tr '\\0' '\\n' </proc/%d/environ", e.Decoy.Process.Pid, e.Decoy.Process.Pid))))
+			},
+		}}
 }
 
 // ---------------------------------------------------------------- W

@@ -28,10 +28,11 @@ type Canaries struct {
 	Root  string // a root-only 0600 file in /etc (root runs)
 	Other string // a 0600 file of another uid in /etc (root runs)
 	Agent string // behind the SSH_AUTH_SOCK the harness sets
+	IMDS  string // served by the fake metadata service (network cases)
 }
 
 func (c *Canaries) all() map[string]string {
-	return map[string]string{"file": c.File, "env": c.Env, "argv": c.Argv, "root": c.Root, "other": c.Other, "agent": c.Agent}
+	return map[string]string{"file": c.File, "env": c.Env, "argv": c.Argv, "root": c.Root, "other": c.Other, "agent": c.Agent, "imds": c.IMDS}
 }
 
 // Leak names the canaries found in text.
@@ -70,6 +71,9 @@ type Listener struct {
 	arrivals      []string
 	inflight      int // connections accepted and not yet recorded
 	close         func()
+	// legit, when set, accepts arrivals an attacked session may cause
+	// (what its policy allows), besides the control token's.
+	legit func(string) bool
 }
 
 func newListener(network, addr string, close func()) *Listener {
@@ -194,7 +198,12 @@ type Fixture struct {
 	Abstract            string // abstract socket name in the host netns
 
 	TCP, UDP, Any, Unix, Etc, Abs, Agent *Listener
-	listeners                            []*Listener // every listener, for the shared oracle
+	// DNS is every lookup the sessions' egress proxies made of a name
+	// outside the allowlists (dns resolves for them).
+	DNS       *Listener
+	dns       *fakeDNS
+	Net       *fakeNet    // the fake internet (network cases only)
+	listeners []*Listener // every listener, for the shared oracle
 
 	Decoy *exec.Cmd // host process with canaries in argv and environment
 
@@ -202,8 +211,9 @@ type Fixture struct {
 	cleanup []func()
 }
 
-// setupFixture plants the canaries and starts the listeners.
-func setupFixture() (f *Fixture, err error) {
+// setupFixture plants the canaries and starts the listeners; inNet
+// starts the fake internet too (in the child's network namespace).
+func setupFixture(inNet bool) (f *Fixture, err error) {
 	f = &Fixture{Root: os.Geteuid() == 0, env: map[string]*string{}}
 	defer func() {
 		if err != nil {
@@ -279,6 +289,16 @@ func setupFixture() (f *Fixture, err error) {
 		{&f.UDP, "udp", "127.0.0.1:0", ""},
 	} {
 		if *l.l, err = f.listen(l.network, l.addr, l.reply); err != nil {
+			return f, err
+		}
+	}
+
+	f.DNS = newListener("dns", "resolver", func() {})
+	f.DNS.legit = allowedName
+	f.listeners = append(f.listeners, f.DNS)
+	f.dns = &fakeDNS{log: f.DNS, names: inNet, flips: map[string]bool{}}
+	if inNet {
+		if err = f.startFakeNet(); err != nil {
 			return f, err
 		}
 	}
@@ -370,7 +390,7 @@ func (f *Fixture) unexpected(m []int, ct string) []string {
 			n = m[i]
 		}
 		for _, a := range l.since(n) {
-			if ct == "" || !strings.Contains(a, ct) {
+			if (ct == "" || !strings.Contains(a, ct)) && (l.legit == nil || !l.legit(a)) {
 				out = append(out, fmt.Sprintf("%s %s got %q", l.Network, l.Addr, tail(a, 200)))
 			}
 		}

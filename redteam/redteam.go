@@ -46,6 +46,9 @@ const (
 	// NeedRoot marks a case whose fixture needs host root (planted by
 	// the harness as root, or for a rootless run by a root parent).
 	NeedRoot
+	// NeedNet marks a case that runs in the fake internet: a child of
+	// the harness in a network namespace of its own (fakenet_linux.go).
+	NeedNet
 )
 
 // Case is one attack.
@@ -272,4 +275,9 @@ type Config struct {
 	Wrap []string
 	// Progress, when set, gets one line per finished case run.
 	Progress io.Writer
+	// Verbose adds, after each case run's line, everything the sandbox
+	// returned to it (to Progress).
+	Verbose bool
+
+	inNet bool // this is the fake-internet child: run the network cases
 }

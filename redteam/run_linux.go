@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -29,6 +30,7 @@ type Env struct {
 	// it never enters a session under attack, so an arrival without it
 	// is the attack's (Fixture.unexpected). Host commands have it as $CT.
 	CT      string
+	ctlNote string // the output of a control that did not fire
 	S       *sandbox.Session
 	wrap    []string
 	r       *runner
@@ -69,9 +71,10 @@ func (e *Env) record(s string) {
 // Wrapped reports whether the run goes through --wrap.
 func (e *Env) Wrapped() bool { return e.wrap != nil }
 
-// vars is the shell prelude: non-secret parameters only.
+// vars is the shell prelude: non-secret parameters only ($P is the probe
+// copied into the workspace ws).
 func (e *Env) vars(ws string) string {
-	return fmt.Sprintf("P=%s; H=%s; WS=%s; M=%s; T=%s; ", shq(e.P), shq(e.H), shq(ws), shq(e.Marker), shq(e.Tag))
+	return fmt.Sprintf("P=%s; H=%s; WS=%s; M=%s; T=%s; ", shq(filepath.Join(ws, ".rt", "probe")), shq(e.H), shq(ws), shq(e.Marker), shq(e.Tag))
 }
 
 func shq(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
@@ -174,11 +177,21 @@ func (e *Env) HostAs(ctx context.Context, prefix []string, cmd string) Obs {
 // OpenSession opens another session (cross-session and containment
 // cases) on a fresh workspace; the runner closes it.
 func (e *Env) OpenSession(ctx context.Context, pol *policy.Policy) (*sandbox.Session, string, error) {
+	return e.openSession(ctx, pol, "")
+}
+
+// openControl opens a control session: its proxy's lookups carry the
+// control token in the resolver's record.
+func (e *Env) openControl(ctx context.Context, pol *policy.Policy) (*sandbox.Session, string, error) {
+	return e.openSession(ctx, pol, e.CT)
+}
+
+func (e *Env) openSession(ctx context.Context, pol *policy.Policy, tag string) (*sandbox.Session, string, error) {
 	ws, err := e.r.workspace("extra")
 	if err != nil {
 		return nil, "", err
 	}
-	s, err := sandbox.Open(ctx, sandbox.Options{Workspace: ws, Policy: pol})
+	s, err := e.r.openTagged(ctx, ws, pol, tag)
 	if err != nil {
 		return nil, "", err
 	}
@@ -250,10 +263,35 @@ func hasString(l []string, s string) bool {
 }
 
 // Run runs the selected cases and returns the report. An error means the
-// harness itself could not start.
+// harness itself could not start. The network cases run first, in the
+// fake-internet child (runNetCases); the rest in this process.
 func Run(ctx context.Context, cfg Config) (*Report, error) {
 	t0 := time.Now()
-	fx, err := setupFixture()
+	selected := Select(cfg)
+	if len(selected) == 0 {
+		return nil, fmt.Errorf("no case matches the selection")
+	}
+	var here, there []*Case
+	for _, c := range selected {
+		if c.Needs&NeedNet != 0 && !cfg.inNet {
+			there = append(there, c)
+		} else {
+			here = append(here, c)
+		}
+	}
+	var results []Result
+	if len(there) > 0 {
+		var ids []string
+		for _, c := range there {
+			ids = append(ids, c.ID)
+		}
+		net, err := runNetCases(ctx, cfg, ids)
+		if err != nil {
+			return nil, fmt.Errorf("running the network cases: %w", err)
+		}
+		results = append(results, net.Results...)
+	}
+	fx, err := setupFixture(cfg.inNet)
 	if err != nil {
 		return nil, fmt.Errorf("setting up the fixture: %w", err)
 	}
@@ -263,12 +301,12 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 	modes := []string{"fresh", "warm"}
 	if len(cfg.Wrap) > 0 {
 		modes = []string{"wrap"}
-	} else {
+	} else if len(here) > 0 {
 		ws, err := r.workspace("warm")
 		if err != nil {
 			return nil, err
 		}
-		r.warm, err = sandbox.Open(ctx, sandbox.Options{Workspace: ws})
+		r.warm, err = r.open(ctx, ws, nil)
 		if err != nil {
 			return nil, fmt.Errorf("opening the warm session: %w", err)
 		}
@@ -280,34 +318,63 @@ func Run(ctx context.Context, cfg Config) (*Report, error) {
 			}
 		}
 	}
-	for _, c := range Select(cfg) {
+	for _, c := range here {
 		for _, mode := range modes {
 			if mode == "warm" && c.FreshOnly {
 				continue
 			}
-			res := r.runCase(ctx, c, mode)
-			rep.Results = append(rep.Results, res)
+			res, seen := r.runCase(ctx, c, mode)
+			results = append(results, res)
 			if cfg.Progress != nil {
 				fmt.Fprintf(cfg.Progress, "%-4s %-5s %-16s %s (%s)\n", res.ID, res.Mode, res.Status, res.Title, res.Duration.Round(time.Millisecond))
+				if cfg.Verbose {
+					for _, t := range seen {
+						fmt.Fprintf(cfg.Progress, "    | %s\n", strings.ReplaceAll(strings.TrimSpace(t), "\n", "\n    | "))
+					}
+				}
 			}
 		}
 	}
+	// Scorecard order: the order of the cases, each case's modes in the
+	// order they ran.
+	order := map[string]int{}
+	for i, c := range selected {
+		order[c.ID] = i
+	}
+	sort.SliceStable(results, func(i, j int) bool { return order[results[i].ID] < order[results[j].ID] })
+	rep.Results = results
 	rep.Duration = time.Since(t0)
 	rep.score()
 	return rep, nil
 }
 
-func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result) {
+// open opens a session for the suite: the case's policy (in the fake
+// internet, the network cases' policy when it sets none) and the
+// harness's resolver, so that no session's proxy ever asks a real DNS.
+func (r *runner) open(ctx context.Context, ws string, pol *policy.Policy) (*sandbox.Session, error) {
+	return r.openTagged(ctx, ws, pol, "")
+}
+
+// openTagged opens a session whose lookups the resolver records with tag.
+func (r *runner) openTagged(ctx context.Context, ws string, pol *policy.Policy, tag string) (*sandbox.Session, error) {
+	if pol == nil && r.cfg.inNet {
+		pol = netPolicy(nil)
+	}
+	return sandbox.Open(ctx, sandbox.Options{Workspace: ws, Policy: pol, Resolve: r.fx.dns.resolveAs(tag)})
+}
+
+// runCase runs c in mode; seen is everything the sandbox returned.
+func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result, seen []string) {
 	t0 := time.Now()
 	res = Result{ID: c.ID, Class: c.Class, Title: c.Title, Mode: mode}
 	defer func() { res.Duration = time.Since(t0) }()
 	if mode == "wrap" && c.Needs&NeedAPI != 0 {
 		res.Status, res.Reason = NotApplicable, "needs cordon's API (file tools, sessions, teardown)"
-		return res
+		return res, nil
 	}
 	if c.Needs&NeedRoot != 0 && !r.fx.RootPlanted {
 		res.Status, res.Reason = NotApplicable, "the fixture needs host root (run as root, or rootless with "+RootPrepEnv+" from PrepareRootless)"
-		return res
+		return res, nil
 	}
 	e := &Env{Fixture: r.fx, Mode: mode, r: r, Marker: "cordonrt-" + randHex(6), Tag: strings.ToLower(c.ID) + "-" + randHex(4), CT: "ctl-" + randHex(8)}
 	var err error
@@ -317,7 +384,7 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 	default:
 		if e.WS, err = r.workspace(strings.ToLower(c.ID)); err != nil {
 			res.Status, res.Reason = CouldNotRun, "workspace: "+err.Error()
-			return res
+			return res, nil
 		}
 		if mode == "wrap" {
 			e.wrap = r.cfg.Wrap
@@ -327,9 +394,9 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 		if c.Policy != nil {
 			pol = c.Policy()
 		}
-		if e.S, err = sandbox.Open(ctx, sandbox.Options{Workspace: e.WS, Policy: pol}); err != nil {
+		if e.S, err = r.open(ctx, e.WS, pol); err != nil {
 			res.Status, res.Reason = CouldNotRun, "opening the session: "+err.Error()
-			return res
+			return res, nil
 		}
 	}
 	e.P = filepath.Join(e.WS, ".rt", "probe")
@@ -393,8 +460,11 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result)
 		res.Reason = o.CouldNotRun
 	case Broken:
 		res.Reason = "the control did not fire"
+		if e.ctlNote != "" {
+			res.Control += " | control output: " + e.ctlNote
+		}
 	}
-	return res
+	return res, e.seen
 }
 
 // arrived is a control's evidence: l got the control token since mark m.
