@@ -16,7 +16,7 @@ import (
 // Cases returns every case, in scorecard order.
 func Cases() []*Case {
 	var all []*Case
-	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), fakeNetCases(), crossCases(), denialCases(), netCrossCases()} {
+	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), fakeNetCases(), crossCases(), denialCases(), netCrossCases(), ifaceCases(), {daemonDenialCase()}} {
 		all = append(all, l...)
 	}
 	return all

@@ -105,16 +105,22 @@ func latencyOf(ctx context.Context, e *Env, call sampleCall, load func()) (r Res
 		}
 		return d, err
 	}
+	r, busy = measure(ctx, sample, load)
+	return r, busy, nil
+}
+
+// measure samples sample and the host before load and while it runs.
+func measure(ctx context.Context, sample func() (time.Duration, error), load func()) (r Responsiveness, busy string) {
 	for i := 0; i < 5; i++ {
 		d, err := sample()
 		if err != nil {
-			return r, "", fmt.Errorf("second session before the load: %w", err)
+			return r, "the second client failed before the load: " + err.Error()
 		}
 		r.BaseSession = max(r.BaseSession, d)
 		r.BaseHost = max(r.BaseHost, hostExec(ctx))
 	}
 	if r.BaseSession > SessionBound/4 || r.BaseHost > HostBound/4 {
-		return r, fmt.Sprintf("the machine is too busy to judge containment: before the load a second session answered in %s and the host exec'd in %s", r.BaseSession.Round(time.Millisecond), r.BaseHost.Round(time.Millisecond)), nil
+		return r, fmt.Sprintf("the machine is too busy to judge containment: before the load a second session answered in %s and the host exec'd in %s", r.BaseSession.Round(time.Millisecond), r.BaseHost.Round(time.Millisecond))
 	}
 	done := make(chan struct{})
 	var wg sync.WaitGroup
@@ -155,7 +161,7 @@ func latencyOf(ctx context.Context, e *Env, call sampleCall, load func()) (r Res
 	load()
 	close(done)
 	wg.Wait()
-	return r, "", nil
+	return r, ""
 }
 
 // dosCase runs cmd in the case's session (with pol) as the load; fired

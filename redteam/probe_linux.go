@@ -81,6 +81,7 @@ var probes = map[string]func([]string){
 	"connrace":  probeConnRace,
 	"vsock":     probeVsock,
 	"flood":     probeFlood,
+	"api":       probeAPI,
 }
 
 func report(what string, err error) {

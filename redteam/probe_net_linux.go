@@ -53,6 +53,9 @@ func printReply(b []byte) {
 	fmt.Printf("reply %q\n", tail(string(b), 600))
 }
 
+// unquoteArg reads a probe argument written with Go escapes (qarg).
+func unquoteArg(a string) (string, error) { return strconv.Unquote(`"` + a + `"`) }
+
 // proxy QUOTED: send the Go-quoted bytes to the proxy as they are and
 // print what comes back (for 3 s at most).
 func probeProxy(args []string) {

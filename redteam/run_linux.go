@@ -30,7 +30,8 @@ type Env struct {
 	// it never enters a session under attack, so an arrival without it
 	// is the attack's (Fixture.unexpected). Host commands have it as $CT.
 	CT      string
-	ctlNote string // the output of a control that did not fire
+	ctlNote string   // the output of a control that did not fire
+	after   []func() // run when the case ends, before its sessions close
 	S       *sandbox.Session
 	wrap    []string
 	r       *runner
@@ -412,7 +413,11 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result,
 		return c.Run(ctx, e)
 	}()
 
-	// Teardown: the case's sessions end here (the warm one lives on).
+	// Teardown: what the case started, then its sessions (the warm one
+	// lives on).
+	for i := len(e.after) - 1; i >= 0; i-- {
+		e.after[i]()
+	}
 	for _, s := range e.extra {
 		_ = s.Close()
 	}
