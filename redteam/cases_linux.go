@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,12 +14,24 @@ import (
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
-// Cases returns every case, in scorecard order.
+// Cases returns every case, in scorecard order: by class, then by ID.
 func Cases() []*Case {
 	var all []*Case
-	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), fakeNetCases(), crossCases(), denialCases(), netCrossCases(), ifaceCases(), {daemonDenialCase()}} {
+	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), fakeNetCases(), crossCases(), denialCases(), netCrossCases(), ifaceCases(), {daemonDenialCase()}, moreCases()} {
 		all = append(all, l...)
 	}
+	rank := map[Class]int{}
+	for i, c := range Classes {
+		rank[c] = i
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].Class != all[j].Class {
+			return rank[all[i].Class] < rank[all[j].Class]
+		}
+		ni, _ := strconv.Atoi(all[i].ID[1:])
+		nj, _ := strconv.Atoi(all[j].ID[1:])
+		return ni < nj
+	})
 	return all
 }
 

@@ -167,6 +167,12 @@ func measure(ctx context.Context, sample func() (time.Duration, error), load fun
 // dosCase runs cmd in the case's session (with pol) as the load; fired
 // tells from the load's result that it ran into a limit (the control).
 func dosCase(id, title, probe, oracle, control, source string, needs Needs, pol func() *policy.Policy, cmd string, timeout time.Duration, fired func(o Obs) bool) *Case {
+	return dosCaseCheck(id, title, probe, oracle, control, source, needs, pol, cmd, timeout, fired, nil)
+}
+
+// dosCaseCheck is dosCase whose load's result is also judged by check
+// (what it returns is the attack's evidence).
+func dosCaseCheck(id, title, probe, oracle, control, source string, needs Needs, pol func() *policy.Policy, cmd string, timeout time.Duration, fired func(o Obs) bool, check func(o Obs) []string) *Case {
 	return &Case{ID: id, Class: Denial, Title: title, Probe: probe, Oracle: oracle + boundsText, Control: control, Source: source, Needs: needs | NeedAPI, Policy: pol, FreshOnly: true,
 		Run: func(ctx context.Context, e *Env) Outcome {
 			var a Obs
@@ -178,6 +184,9 @@ func dosCase(id, title, probe, oracle, control, source string, needs Needs, pol 
 				return Outcome{CouldNotRun: busy, Metrics: resp.metrics()}
 			}
 			bad := resp.breaches()
+			if check != nil {
+				bad = append(bad, check(a)...)
+			}
 			// The session must still answer after the load.
 			if after := e.Sh(ctx, "echo alive"); !strings.Contains(after.Text, "alive") {
 				bad = append(bad, "the attacked session no longer answers: "+tail(after.Text, 300))

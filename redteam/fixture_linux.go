@@ -29,10 +29,11 @@ type Canaries struct {
 	Other string // a 0600 file of another uid in /etc (root runs)
 	Agent string // behind the SSH_AUTH_SOCK the harness sets
 	IMDS  string // served by the fake metadata service (network cases)
+	Key   string // in the harness's user keyring (KeyDesc)
 }
 
 func (c *Canaries) all() map[string]string {
-	return map[string]string{"file": c.File, "env": c.Env, "argv": c.Argv, "root": c.Root, "other": c.Other, "agent": c.Agent, "imds": c.IMDS}
+	return map[string]string{"file": c.File, "env": c.Env, "argv": c.Argv, "root": c.Root, "other": c.Other, "agent": c.Agent, "imds": c.IMDS, "key": c.Key}
 }
 
 // Leak names the canaries found in text.
@@ -205,6 +206,15 @@ type Fixture struct {
 	Net       *fakeNet    // the fake internet (network cases only)
 	listeners []*Listener // every listener, for the shared oracle
 
+	KeyDesc string // the description of C-KEY's key in the user keyring
+	KeyErr  error  // why it could not be added
+	// Policies are host policy files a session must not change (W04):
+	// in the host home, and under /etc when RootPlanted.
+	Policies []string
+	// ModFile is a file in the host's module cache, which the default
+	// policy binds read-only into every session (W24).
+	ModFile string
+
 	Decoy *exec.Cmd // host process with canaries in argv and environment
 
 	env     map[string]*string // previous values of the variables we set
@@ -249,8 +259,25 @@ func setupFixture(inNet bool) (f *Fixture, err error) {
 	}
 	// A fake module cache: the default policy binds ~/go/pkg/mod
 	// read-only into every session.
-	if err = os.MkdirAll(filepath.Join(f.H, "go/pkg/mod/cache"), 0o755); err != nil {
+	f.ModFile = filepath.Join(f.H, "go/pkg/mod/cache/download/cordon-redteam/v1.txt")
+	if err = os.MkdirAll(filepath.Dir(f.ModFile), 0o755); err != nil {
 		return f, err
+	}
+	if err = os.WriteFile(f.ModFile, []byte("module cache entry\n"), 0o644); err != nil {
+		return f, err
+	}
+	f.Policies = []string{filepath.Join(f.H, ".config/cordon/policy.yaml")}
+	if err = os.MkdirAll(filepath.Dir(f.Policies[0]), 0o755); err != nil {
+		return f, err
+	}
+	if err = os.WriteFile(f.Policies[0], []byte("version: 1\n# the host's policy\n"), 0o644); err != nil {
+		return f, err
+	}
+	f.C.Key, f.KeyDesc = randHex(16), "cordon-redteam-key-"+randHex(6)
+	if id, kerr := unix.AddKey("user", f.KeyDesc, []byte(f.C.Key), unix.KEY_SPEC_USER_KEYRING); kerr != nil {
+		f.KeyErr = kerr
+	} else {
+		f.cleanup = append(f.cleanup, func() { _, _ = unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0) })
 	}
 	if err = os.Chmod(f.H, 0o755); err != nil { // the module cache under it must be walkable
 		return f, err
@@ -265,6 +292,11 @@ func setupFixture(inNet bool) (f *Fixture, err error) {
 		f.RootFile, f.OtherFile = prep.RootFile, prep.OtherFile
 		f.TwinFile, f.TwinToken = prep.TwinFile, prep.TwinToken
 		f.EtcSock = filepath.Join(prep.EtcDir, "sock")
+		pol := filepath.Join(prep.EtcDir, "policy.yaml")
+		if err = os.WriteFile(pol, []byte("version: 1\n# the host's policy\n"), 0o644); err != nil {
+			return f, err
+		}
+		f.Policies = append(f.Policies, pol)
 		if f.Etc, err = f.listen("unix", f.EtcSock, ""); err != nil { // 0666, like /run/dbus/system_bus_socket
 			return f, err
 		}

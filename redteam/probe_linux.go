@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/internal/linux"
 )
 
 // ProbeArgs are the arguments that make this binary (the cordon CLI or
@@ -82,6 +85,13 @@ var probes = map[string]func([]string){
 	"vsock":     probeVsock,
 	"flood":     probeFlood,
 	"api":       probeAPI,
+	"abi":       probeABI,
+	"exe":       probeExe,
+	"hold":      holdProbe,
+	"addaddr":   probeAddAddr,
+	"mkexec":    probeMkexec,
+	"keyread":   probeKeyRead,
+	"denyloop":  probeDenyLoop,
 }
 
 func report(what string, err error) {
@@ -814,4 +824,141 @@ func errnoErr(e syscall.Errno) error {
 		return nil
 	}
 	return e
+}
+
+// exe PID...: the runc escape of CVE-2019-5736 without the write: open
+// /proc/PID/exe (O_PATH), then reopen it for writing through
+// /proc/self/fd. ETXTBSY means the permission check passed and only the
+// running program stood in the way. Never writes. "all": every pid but
+// this one.
+func probeExe(args []string) {
+	var pids []string
+	for _, a := range args {
+		if a != "all" {
+			pids = append(pids, a)
+			continue
+		}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if p, err := strconv.Atoi(e.Name()); err == nil && p != os.Getpid() {
+				pids = append(pids, e.Name())
+			}
+		}
+	}
+	for _, pid := range pids {
+		target, _ := os.Readlink("/proc/" + pid + "/exe")
+		fd, err := unix.Open("/proc/"+pid+"/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			report("open-path exe pid "+pid, err)
+			continue
+		}
+		w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(w)
+		}
+		if errors.Is(err, unix.ETXTBSY) {
+			fmt.Printf("OK reopen-write exe pid %s (%s): ETXTBSY, writable once it exits\n", pid, target)
+		} else {
+			report(fmt.Sprintf("reopen-write exe pid %s (%s)", pid, target), err)
+		}
+		unix.Close(fd)
+	}
+}
+
+// holdProbe DURATION: sleep (a process for controls to point at).
+func holdProbe(args []string) { hold(args) }
+
+// addaddr ADDR/BITS: add an address to lo through netlink.
+func probeAddAddr(args []string) {
+	if len(args) < 1 {
+		return
+	}
+	p, err := netip.ParsePrefix(args[0])
+	if err != nil {
+		report("parse", err)
+		return
+	}
+	report("rtnetlink add "+args[0], linux.AddAddress("lo", p))
+}
+
+// mkexec DIR: make set-user-ID and set-group-ID executables in DIR the
+// ways a program can: open(O_CREAT) with the mode, and chmod after.
+func probeMkexec(args []string) {
+	if len(args) < 1 {
+		return
+	}
+	self, err := os.ReadFile("/bin/true")
+	if err != nil {
+		report("read /bin/true", err)
+		return
+	}
+	for _, m := range []struct {
+		name string
+		mode uint32
+	}{{"suid-open", 0o4755}, {"sgid-open", 0o2755}} {
+		p := filepath.Join(args[0], m.name)
+		fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, m.mode)
+		if err == nil {
+			_, err = unix.Write(fd, self)
+			unix.Close(fd)
+		}
+		report("create "+m.name, err)
+	}
+	for _, m := range []struct {
+		name string
+		mode uint32
+	}{{"suid-chmod", 0o4755}, {"sgid-chmod", 0o2755}, {"suid-fchmodat", 0o6755}} {
+		p := filepath.Join(args[0], m.name)
+		err := os.WriteFile(p, self, 0o755)
+		if err == nil {
+			if m.name == "suid-fchmodat" {
+				err = unix.Fchmodat(unix.AT_FDCWD, p, m.mode, 0)
+			} else {
+				err = unix.Chmod(p, m.mode)
+			}
+		}
+		report("chmod "+m.name, err)
+	}
+	// A file capability: security.capability v2 (root-relative) for
+	// cap_setuid, what setcap writes.
+	p := filepath.Join(args[0], "fcap")
+	if err := os.WriteFile(p, self, 0o755); err == nil {
+		v2 := []byte{0, 0, 0, 2, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		report("setxattr security.capability", unix.Setxattr(p, "security.capability", v2, 0))
+	}
+}
+
+// keyread DESC: find DESC in the user and session keyrings and read it.
+func probeKeyRead(args []string) {
+	if len(args) < 1 {
+		return
+	}
+	for _, ring := range []int{unix.KEY_SPEC_USER_KEYRING, unix.KEY_SPEC_SESSION_KEYRING, unix.KEY_SPEC_PROCESS_KEYRING} {
+		id, err := unix.KeyctlSearch(ring, "user", args[0], 0)
+		if err != nil {
+			report(fmt.Sprintf("keyctl search %d", ring), err)
+			continue
+		}
+		buf := make([]byte, 256)
+		n, err := unix.KeyctlBuffer(unix.KEYCTL_READ, id, buf, 0)
+		if err == nil {
+			fmt.Printf("OK key %q\n", buf[:min(n, len(buf))])
+		} else {
+			report("keyctl read", err)
+		}
+	}
+}
+
+// denyloop DURATION: make denied system calls (keyctl) as fast as the
+// kernel returns them.
+func probeDenyLoop(args []string) {
+	d := 2 * time.Second
+	if len(args) > 0 {
+		d, _ = time.ParseDuration(args[0])
+	}
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		unix.RawSyscall(unix.SYS_KEYCTL, 0, ^uintptr(2), 0)
+	}
+	fmt.Printf("denyloop %d calls\n", n)
 }
