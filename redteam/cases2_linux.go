@@ -410,13 +410,14 @@ func denialCases() []*Case {
 		p.Limits.Output = 4 << 20
 	})
 	return []*Case{
-		dosCase("D01", "fork bomb", "shell fork bomb for 4 s (timeout) in a session with pids 256",
-			"a second session's trivial call exceeds the bound, or the attacked session stops answering",
-			"the bomb hits the pids limit (limit event / fork failures)", "D01: nsjail rlimit_nproc, NVIDIA/OpenShell PR#2942", 0, small,
-			`f() { f | f & }; f; exec sleep 10`, 4*time.Second,
+		dosCaseCheck("D01", "fork bomb", "a shell fork bomb whose call spins (no fork) until its 4 s timeout kills its process group, in a session with pids 256",
+			"a second session's trivial call exceeds the bound, the attacked session stops answering after the timeout, or more than 16 of the bomb's processes are alive in it then (catalog: the bomb still alive after the call's timeout)",
+			"the bomb hits the pids limit (limit event / fork failures) and the call times out", "D01: nsjail rlimit_nproc, NVIDIA/OpenShell PR#2942", 0, small,
+			`f() { f | f & }; f; while :; do :; done`, 4*time.Second,
 			func(o Obs) bool {
-				return strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork")
-			}),
+				return o.Res != nil && o.Res.TimedOut && (strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork"))
+			},
+			nil),
 		dosCase("D02", "memory exhaustion (memory cgroup root-started, RLIMIT_DATA rootless)", "touch 64 MiB chunks until stopped, memory limit 256 MiB",
 			"second session's call exceeds the bound, or the attacked session stops answering", "the allocation is stopped (OOM kill / ENOMEM)",
 			"D02: python-discord/snekbox PR#81", 0, small, `"$P" redteam probe alloc 1s`, 20*time.Second,

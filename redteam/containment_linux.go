@@ -187,9 +187,17 @@ func dosCaseCheck(id, title, probe, oracle, control, source string, needs Needs,
 			if check != nil {
 				bad = append(bad, check(a)...)
 			}
-			// The session must still answer after the load.
-			if after := e.Sh(ctx, "echo alive"); !strings.Contains(after.Text, "alive") {
+			// The session must still answer after the load, with what
+			// the load started gone or nearly (a few orphans may still
+			// be reaped).
+			after := e.Sh(ctx, `echo alive; echo "procs $(ls -d /proc/[0-9]* | wc -l)"`)
+			if !strings.Contains(after.Text, "alive") {
 				bad = append(bad, "the attacked session no longer answers: "+tail(after.Text, 300))
+			}
+			var procs int
+			fmt.Sscanf(strings.TrimPrefix(firstLine(after.Text, "procs "), "procs "), "%d", &procs)
+			if procs > 16 {
+				bad = append(bad, fmt.Sprintf("%d processes alive in the attacked session after the load", procs))
 			}
 			var ctl []string
 			if fired(a) {
