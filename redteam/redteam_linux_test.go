@@ -147,3 +147,24 @@ func TestRootless(t *testing.T) {
 		t.Fatalf("the suite as uid 65534: %v", err)
 	}
 }
+
+// TestWrapNoSandbox runs cases under a "sandbox" that is none (--wrap
+// env): the suite itself must see the attacks succeed there, and call the
+// cases that need cordon's API not applicable.
+func TestWrapNoSandbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := redteam.Run(ctx, redteam.Config{Cases: []string{"R01", "R03", "E01", "R13"}, Wrap: []string{"env"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]redteam.Status{"R01": redteam.Attacked, "R03": redteam.Attacked, "E01": redteam.Attacked, "R13": redteam.NotApplicable}
+	for _, r := range rep.Results {
+		if r.Status != want[r.ID] {
+			t.Errorf("%s under --wrap env: %s, want %s (%s %s)", r.ID, r.Status, want[r.ID], r.Reason, r.Evidence)
+		}
+	}
+	if len(rep.Results) != len(want) || !rep.Failed() {
+		t.Errorf("results %d, failed %v", len(rep.Results), rep.Failed())
+	}
+}
