@@ -410,10 +410,10 @@ func denialCases() []*Case {
 		p.Limits.Output = 4 << 20
 	})
 	return []*Case{
-		dosCaseCheck("D01", "fork bomb", "a shell fork bomb whose call spins (no fork) until its 4 s timeout kills its process group, in a session with pids 256",
+		dosCaseCheck("D01", "fork bomb", "a shell fork bomb in a subshell, while the call's shell spins (no fork) until its 4 s timeout kills its process group, in a session with pids 256",
 			"a second session's trivial call exceeds the bound, the attacked session stops answering after the timeout, or more than 16 of the bomb's processes are alive in it then (catalog: the bomb still alive after the call's timeout)",
 			"the bomb hits the pids limit (limit event / fork failures) and the call times out", "D01: nsjail rlimit_nproc, NVIDIA/OpenShell PR#2942", 0, small,
-			`f() { f | f & }; f; while :; do :; done`, 4*time.Second,
+			`(f() { f | f & }; f); while :; do :; done`, 4*time.Second,
 			func(o Obs) bool {
 				return o.Res != nil && o.Res.TimedOut && (strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork"))
 			},

@@ -258,12 +258,32 @@ func (r *Report) Scorecard() string {
 // Listing renders the case table as Markdown.
 func Listing(cases []*Case) string {
 	var b strings.Builder
-	b.WriteString("| ID | class | title | probe | oracle (attack succeeded if) | control | source |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| ID | class | title | probe | oracle (attack succeeded if) | control | runs | source |\n|---|---|---|---|---|---|---|---|\n")
 	esc := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
 	for _, c := range cases {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Class, esc(c.Title), esc(c.Probe), esc(c.Oracle), esc(c.Control), esc(c.Source))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Class, esc(c.Title), esc(c.Probe), esc(c.Oracle), esc(c.Control), c.runs(), esc(c.Source))
 	}
 	return b.String()
+}
+
+// runs says how a case is run, for the listing.
+func (c *Case) runs() string {
+	var r []string
+	if c.FreshOnly {
+		r = append(r, "fresh")
+	} else {
+		r = append(r, "fresh, warm")
+	}
+	if c.Needs&NeedNet != 0 {
+		r = append(r, "fake internet")
+	}
+	if c.Needs&NeedRoot != 0 {
+		r = append(r, "root fixture")
+	}
+	if c.Needs&NeedAPI != 0 {
+		r = append(r, "cordon API (n/a under --wrap)")
+	}
+	return strings.Join(r, "; ")
 }
 
 // Config selects what a run does.
