@@ -213,7 +213,7 @@ func escapeCases() []*Case {
 		probeCase("E22", Escape, "signals to the supervisor (PID 1) and its parent",
 			"kill -0, SIGSTOP/SIGCONT to PID 1 and to the executor's parent", "a signal is delivered to PID 1 (outside the executor's Landlock domain)",
 			"on the host the same probe stops and continues the harness's decoy", "E22: Landlock LANDLOCK_SCOPE_SIGNAL; multikernel/sandlock#252",
-			"kill 1", hostCtl{root: "kill $(pgrep -f cordon-redteam-decoy | head -1)", plain: true}, contains("STOP")),
+			"kill 1", hostCtl{root: "kill $DECOY", plain: true}, contains("STOP")),
 		probeCase("E25", Escape, "open_by_handle_at (Shocker) and chroot",
 			"name_to_handle_at + open_by_handle_at on /etc/hostname; chroot into a subdirectory", "open_by_handle_at or chroot succeeds",
 			"the probe on the host as root succeeds (when not root: in a user namespace of its own, chroot does)", "new: seccomp deny set; moby PR#45766 (Shocker)",

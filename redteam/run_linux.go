@@ -199,10 +199,13 @@ func (e *Env) Host(ctx context.Context, cmd string) Obs {
 }
 
 // HostAs runs shell text on the host with an argv prefix (setpriv, ...).
+// Host commands also have $CT (the control token) and $DECOY (the pid of
+// this run's decoy process: never look a process up by name, another
+// run's may be there).
 func (e *Env) HostAs(ctx context.Context, prefix []string, cmd string) Obs {
 	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	argv := append(append([]string(nil), prefix...), "/bin/sh", "-c", e.vars(e.WS)+"CT="+shq(e.CT)+"; "+cmd)
+	argv := append(append([]string(nil), prefix...), "/bin/sh", "-c", e.vars(e.WS)+fmt.Sprintf("CT=%s; DECOY=%d; ", shq(e.CT), e.Decoy.Process.Pid)+cmd)
 	c := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	c.Dir = e.WS
 	t0 := time.Now()
