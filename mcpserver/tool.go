@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strconv"
+	"strings"
 
 	"github.com/google/jsonschema-go/jsonschema"
 	"github.com/modelcontextprotocol/go-sdk/jsonrpc"
@@ -89,7 +91,42 @@ func result(isError bool, text string, structured map[string]any) *mcp.CallToolR
 	if _, ok := structured["denials"]; !ok {
 		structured["denials"] = []*events.Event{}
 	}
-	return &mcp.CallToolResult{IsError: isError, Content: []mcp.Content{&mcp.TextContent{Text: text}}, StructuredContent: structured}
+	return &mcp.CallToolResult{IsError: isError, Content: []mcp.Content{&mcp.TextContent{Text: printable(text)}}, StructuredContent: structured}
+}
+
+// printable makes text safe for a client to print on a terminal: tool
+// output is the session's to choose, and raw control characters in it
+// (ESC starting an OSC 52 clipboard write, an OSC 8 link, a CSI report
+// request; a C1 CSI; a carriage return or backspace hiding what came
+// before) would act on the terminal of the person watching the agent.
+// Each control character other than newline and tab is written as a Go
+// escape (\x1b, \r, \u009b), so the model still sees that it was there.
+// structuredContent keeps the exact text, JSON-escaped.
+func printable(text string) string {
+	clean := true
+	for _, r := range text {
+		if isControl(r) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return text
+	}
+	var b strings.Builder
+	for _, r := range text {
+		if isControl(r) {
+			q := strconv.QuoteRune(r)
+			b.WriteString(q[1 : len(q)-1])
+			continue
+		}
+		b.WriteRune(r)
+	}
+	return b.String()
+}
+
+func isControl(r rune) bool {
+	return r != '\n' && r != '\t' && (r < 0x20 || r == 0x7f || r >= 0x80 && r <= 0x9f)
 }
 
 // toolError turns a failed call into its result. A session error the

@@ -28,12 +28,6 @@ func TestMain(m *testing.M) {
 var knownFindings = map[string]string{
 	"W03": "workspace metadata (.git/hooks, .git/config, .vscode, .claude, .envrc) is writable: the read-only protection issue 6 asks for is not built",
 	"E11": "a world-connectable pathname unix socket under a read-only bind (/etc) is connectable from a session (Landlock ABI 7 has no RESOLVE_UNIX; read-only binds do not stop connect)",
-	// Found by this suite (issue 6, second round); reported to the
-	// sandbox, network and MCP owners with the reproduction in
-	// docs/redteam.md.
-	"E30": "a session can plant set-user-ID and set-group-ID executables in its workspace; root-started, they belong to root on the host (the idmapped workspace maps the executor to the workspace's owner) and any host user who runs one gets euid 0",
-	"N16": "a session can open AF_VSOCK sockets: vsock is not network-namespaced before Linux 7.0, so on a VM guest a session can reach the hypervisor's vsock services past its network namespace and the egress proxy",
-	"E14": "cordon mcp passes raw terminal escape sequences (OSC 52 clipboard writes, OSC 8 links, CSI reports) from tool output into the text of tool results, which clients print",
 	// A stated gap (docs/security.md, \"No workspace quota\"), measured.
 	"D10": "no workspace quota: a session can fill the filesystem its workspace lives on",
 }

@@ -290,6 +290,13 @@ func TestFilterCases(t *testing.T) {
 		{"ioctl TIOCLINUX", native64(unix.SYS_IOCTL, 0, ioctlTIOCLINUX), notify},
 		{"ioctl TIOCLINUX high bits", native64(unix.SYS_IOCTL, 0, 0x8000_0000_0000_541c), notify},
 		{"ioctl TIOCSTI in arg0 only", native64(unix.SYS_IOCTL, ioctlTIOCSTI, tcgets), allow},
+		{"socket AF_INET", native64(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM), allow},
+		{"socket AF_UNIX", native64(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM), allow},
+		{"socket AF_VSOCK", native64(unix.SYS_SOCKET, unix.AF_VSOCK, unix.SOCK_STREAM), notify},
+		{"socket AF_VSOCK high bits", native64(unix.SYS_SOCKET, 1<<32|unix.AF_VSOCK, unix.SOCK_STREAM), notify},
+		{"fchmod 0755", native64(unix.SYS_FCHMOD, 3, 0o755), allow},
+		{"fchmod 04755", native64(unix.SYS_FCHMOD, 3, 0o4755), notify},
+		{"fchmod 02755", native64(unix.SYS_FCHMOD, 3, 0o2755), notify},
 		{"personality PER_LINUX", native64(unix.SYS_PERSONALITY, 0), allow},
 		{"personality PER_LINUX32", native64(unix.SYS_PERSONALITY, 8), allow},
 		{"personality UNAME26", native64(unix.SYS_PERSONALITY, 0x20000), allow},
@@ -424,11 +431,42 @@ func TestFilterObservesWrites(t *testing.T) {
 	}
 }
 
+// TestForbidden checks the set-ID refusals among observed calls, and
+// that other modes and opens without O_CREAT are left to the observer.
+func TestForbidden(t *testing.T) {
+	nr := func(name string) int32 { n, _ := resolve(t, name); return n }
+	for _, c := range []struct {
+		name string
+		args [6]uint64
+		want bool
+	}{
+		{"chmod", [6]uint64{0, 0o4755}, true},
+		{"chmod", [6]uint64{0, 0o755}, false},
+		{"fchmodat", [6]uint64{0, 0, 0o2755}, true},
+		{"fchmodat", [6]uint64{0, 0, 0o1777}, false}, // sticky is fine
+		{"openat", [6]uint64{0, 0, 0x41, 0o4755}, true},
+		{"openat", [6]uint64{0, 0, 0x1, 0o4755}, false}, // no O_CREAT: mode unused
+		{"open", [6]uint64{0, 0x241, 0o6755}, true},
+		{"creat", [6]uint64{0, 0o4711}, true},
+		{"mknodat", [6]uint64{0, 0, 0o100000 | 0o4755}, true},
+		{"mkdirat", [6]uint64{0, 0, 0o4755}, false},
+	} {
+		n := nr(c.name)
+		if n == 0 {
+			continue
+		}
+		r, got := Forbidden(Notification{Nr: n, Args: c.args})
+		if got != c.want || got && r.Rule != "seccomp.deny.setid_mode" {
+			t.Errorf("%s %o: %v %+v, want %v", c.name, c.args, got, r, c.want)
+		}
+	}
+}
+
 // TestFilterAllowsEverythingElse checks every number up to well past the
 // highest syscall against the design: all but the listed ones are allowed.
 func TestFilterAllowsEverythingElse(t *testing.T) {
 	special := map[int32]bool{}
-	for _, name := range slices.Concat([]string{"clone", "clone3", "unshare", "ioctl", "personality"}, specDenied, specPtrace, specWatched) {
+	for _, name := range slices.Concat([]string{"clone", "clone3", "unshare", "ioctl", "personality", "socket", "fchmod"}, specDenied, specPtrace, specWatched) {
 		if nr, ok := resolve(t, name); ok {
 			special[nr] = true
 		}

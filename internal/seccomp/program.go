@@ -41,6 +41,8 @@ const (
 	leafPersonality // notify unless arg0 is an allowed persona
 	leafOpenFlags1  // notify if arg1 (open's flags) has a write flag
 	leafOpenFlags2  // notify if arg2 (openat's flags) has a write flag
+	leafSocket      // notify if arg0 (the family) is AF_VSOCK
+	leafFchmod      // notify if arg1 (the mode) has S_ISUID or S_ISGID
 )
 
 // span is a run of syscall numbers [lo, next span's lo) with one verdict.
@@ -68,6 +70,8 @@ func verdicts(a *archInfo, opts Options) (map[uint32]leaf, error) {
 		"personality": leafPersonality,
 		"clone3":      leafENOSYS,
 		"connect":     leafNotify, // checked, not denied: see Watched
+		"socket":      leafSocket,
+		"fchmod":      leafFchmod,
 	} {
 		nr, ok := a.number(name)
 		if !ok {
@@ -220,9 +224,18 @@ func leafCode(l leaf, a *archInfo) []bpf.Instruction {
 		return []bpf.Instruction{notify}
 	case leafENOSYS:
 		return []bpf.Instruction{bpf.RetConstant{Val: retErrno | a.enosys}}
-	case leafUnshare, leafClone, leafOpenFlags1, leafOpenFlags2:
+	case leafSocket:
+		return []bpf.Instruction{
+			argLow(0, a),
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: afVsock, SkipFalse: 1},
+			notify,
+			allow,
+		}
+	case leafUnshare, leafClone, leafOpenFlags1, leafOpenFlags2, leafFchmod:
 		arg, mask := 0, uint32(unshareNSMask)
 		switch l {
+		case leafFchmod:
+			arg, mask = 1, setIDBits
 		case leafClone:
 			mask = cloneNSMask
 		case leafOpenFlags1:

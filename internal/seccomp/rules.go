@@ -119,6 +119,50 @@ var observed = map[string]bool{
 	"truncate": true, "chmod": true, "fchmodat": true, "fchmodat2": true,
 }
 
+// afVsock is AF_VSOCK: vsock sockets reach the hypervisor (or the host of
+// a VM) past the network namespace (not namespaced before Linux 7.0).
+const afVsock = 40
+
+// setIDBits are S_ISUID and S_ISGID. A set-user-ID file a session leaves
+// in its workspace (on the host, owned by the workspace's owner, root
+// for a root-owned workspace) runs with that owner's rights for anyone
+// on the host who executes it.
+const setIDBits = 0o6000
+
+// oCreat is O_CREAT (the same value on every architecture with a filter).
+const oCreat = 0x40
+
+// Forbidden reports whether a notification of an observed system call is
+// nonetheless to be refused: one that gives a file the set-user-ID or
+// set-group-ID bit (chmod, fchmodat, fchmodat2, and open, openat, creat,
+// mknod, mknodat creating a file with such a mode). The mode is an
+// argument, not memory, so the verdict cannot be raced. openat2 keeps its
+// mode in memory, out of the filter's reach, and is not checked: a file
+// it creates set-ID is a known gap (docs/security.md).
+func Forbidden(n Notification) (Rule, bool) {
+	name := Name(n.Nr)
+	mode := func(i int) bool { return uint32(n.Args[i])&setIDBits != 0 }
+	creat := func(i int) bool { return uint32(n.Args[i])&oCreat != 0 }
+	var bad bool
+	switch name {
+	case "chmod", "creat":
+		bad = mode(1)
+	case "fchmodat", "fchmodat2", "mknodat":
+		bad = mode(2)
+	case "mknod":
+		bad = mode(1)
+	case "open":
+		bad = creat(1) && mode(2)
+	case "openat":
+		bad = creat(2) && mode(3)
+	}
+	if !bad {
+		return Rule{}, false
+	}
+	return Rule{Syscall: name, Rule: "seccomp.deny.setid_mode",
+		Detail: name + " tried to give a file the set-user-ID or set-group-ID bit, which would let anyone on the host who runs it act as its owner"}, true
+}
+
 // openWriteFlags are the open(2) flags that make an open a write:
 // O_WRONLY, O_RDWR, O_CREAT and O_TRUNC (the same values on every
 // architecture with a filter here).
@@ -233,6 +277,18 @@ func Explain(n Notification) Rule {
 		case ioctlTIOCLINUX:
 			r.Rule = "seccomp.deny.ioctl_tioclinux"
 			r.Detail = "ioctl TIOCLINUX tried to control a virtual console"
+			return r
+		}
+	case "socket":
+		if uint32(n.Args[0]) == afVsock {
+			r.Rule = "seccomp.deny.socket_vsock"
+			r.Detail = "socket(AF_VSOCK) tried to open a virtual-machine socket, which reaches the hypervisor past the session's network namespace"
+			return r
+		}
+	case "fchmod":
+		if uint32(n.Args[1])&setIDBits != 0 {
+			r.Rule = "seccomp.deny.setid_mode"
+			r.Detail = "fchmod tried to give a file the set-user-ID or set-group-ID bit, which would let anyone on the host who runs it act as its owner"
 			return r
 		}
 	case "personality":

@@ -77,16 +77,20 @@ func (n *notifier) loop() {
 			fmt.Fprintf(os.Stderr, "cordon supervisor: seccomp notifications: %v\n", err)
 			os.Exit(3)
 		}
-		if seccomp.Observed(note.Nr) {
+		forbidden, deny := seccomp.Forbidden(note)
+		if seccomp.Observed(note.Nr) && !deny {
 			n.observe(note)
 			continue
 		}
 		call := n.attribute(int(note.PID))
-		if seccomp.Watched(note.Nr) {
+		if seccomp.Watched(note.Nr) && !deny {
 			n.connect(note, call)
 			continue
 		}
 		rule := seccomp.Explain(note)
+		if deny {
+			rule = forbidden
+		}
 		e := &events.Event{
 			Time: time.Now(), Session: n.s.session(), Call: call,
 			Kind: events.Deny, Layer: events.LayerSeccomp,
