@@ -124,7 +124,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	ids := newIDMap(o)
 	id := newID()
-	p, err := resolve(pol, ws, id, ids, o.Caller)
+	p, warnings, err := resolve(pol, ws, id, ids, o.Caller)
 	if err != nil {
 		return nil, err
 	}
@@ -261,8 +261,11 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		"workspace": ws, "landlock_abi": r.Ready.LandlockABI, "rootful": ids.rootful,
 		"host_uid": ids.hostUID, "cgroup": s.cg != nil,
 	}
-	if len(r.Ready.Warnings) > 0 {
-		detail["warnings"] = r.Ready.Warnings
+	if protected := protectedPaths(p); len(protected) > 0 {
+		detail["protected"] = protected
+	}
+	if warnings = append(warnings, r.Ready.Warnings...); len(warnings) > 0 {
+		detail["warnings"] = warnings
 	}
 	bus.Publish(&events.Event{Session: id, Kind: events.SessionStart, Detail: detail, Timing: timing})
 	return s, nil
