@@ -108,31 +108,51 @@ type statResult struct {
 	err error
 }
 
-// walk resolves the elements els of entry e from directory dir, from
-// the directory's listing (one read per directory, whatever the number
-// of entries that look in it).
+// walk resolves the elements els of entry e from directory dir: a
+// literal element with one lstat, a wildcard from the directory's
+// listing (one read per directory, however many entries look in it,
+// and the listing's types spare a stat of each name). Listing every
+// directory instead would cost more in a workspace whose top holds
+// thousands of names.
 func (s *protectScan) walk(e, dir string, els []string) {
 	el, rest := els[0], els[1:]
 	wild := policy.HasWildcard(el)
-	ents, err := s.readDir(dir)
-	if err != nil {
-		s.warn("%s: reading %s: %v", e, orDot(dir), errors.Unwrap(err))
-		return
+	cands := []linux.Dirent{{Name: el, Type: unix.DT_UNKNOWN}}
+	if wild {
+		ents, err := s.readDir(dir)
+		if err != nil {
+			s.warn("%s: reading %s: %v", e, orDot(dir), errors.Unwrap(err))
+			return
+		}
+		cands = cands[:0]
+		for _, d := range ents {
+			// On the way to a deeper element only directories
+			// matter (links a wildcard meets are passed over).
+			if len(rest) > 0 && d.Type != unix.DT_DIR && d.Type != unix.DT_UNKNOWN {
+				continue
+			}
+			if policy.MatchName(el, d.Name) {
+				cands = append(cands, d)
+			}
+		}
 	}
-	for _, d := range ents {
-		if wild && !policy.MatchName(el, d.Name) || !wild && d.Name != el {
+	for _, d := range cands {
+		rel := path.Join(dir, d.Name)
+		typ, err := s.typeOf(rel, d)
+		if errors.Is(err, unix.ENOENT) || errors.Is(err, unix.ENOTDIR) {
 			continue
 		}
-		rel := path.Join(dir, d.Name)
-		typ, ok := s.typeOf(rel, d)
-		if !ok {
-			continue // gone meanwhile
+		if err != nil {
+			s.warn("%s: %s: %v", e, rel, err)
+			continue
 		}
 		switch {
 		case typ == unix.DT_LNK:
 			// Said when something is there to protect: the link
-			// itself, or what the entry names through it.
-			if len(rest) == 0 || s.exists(path.Join(rel, path.Join(rest...))) {
+			// itself, or what the entry names through it. (Links
+			// that a wildcard meets on the way are passed over: a
+			// stat each, in a directory that may hold thousands.)
+			if len(rest) == 0 || !wild && s.exists(path.Join(rel, path.Join(rest...))) {
 				s.warn("%s is a symbolic link; %s is not protected (a mount cannot pin a link)", rel, path.Join(rel, path.Join(rest...)))
 			}
 		case len(rest) == 0:
@@ -147,17 +167,17 @@ func (s *protectScan) walk(e, dir string, els []string) {
 	}
 }
 
-// typeOf returns the type (DT_*) of entry d at rel, with a stat when the
-// filesystem did not say.
-func (s *protectScan) typeOf(rel string, d linux.Dirent) (uint8, bool) {
+// typeOf returns the type (DT_*) of entry d at rel, with an lstat when
+// the listing did not say (or there was no listing).
+func (s *protectScan) typeOf(rel string, d linux.Dirent) (uint8, error) {
 	if d.Type != unix.DT_UNKNOWN {
-		return d.Type, true
+		return d.Type, nil
 	}
 	st, err := s.stat(rel)
 	if err != nil {
-		return 0, false
+		return 0, err
 	}
-	return uint8((st.Mode & unix.S_IFMT) >> 12), true // DT_* is S_IFMT>>12
+	return uint8((st.Mode & unix.S_IFMT) >> 12), nil // DT_* is S_IFMT>>12
 }
 
 func orDot(rel string) string {
@@ -167,8 +187,8 @@ func orDot(rel string) string {
 	return rel
 }
 
-// readDir lists directory rel of the workspace, sorted by name, once
-// per scan.
+// readDir lists directory rel of the workspace, once per scan, in the
+// kernel's order.
 func (s *protectScan) readDir(rel string) ([]linux.Dirent, error) {
 	if r, ok := s.dirs[rel]; ok {
 		return r.ents, r.err
@@ -190,9 +210,7 @@ func (s *protectScan) read(rel string) ([]linux.Dirent, error) {
 		return nil, &os.PathError{Op: "open", Path: orDot(rel), Err: err}
 	}
 	defer unix.Close(fd)
-	ents, err := linux.ReadDir(fd, orDot(rel))
-	sort.Slice(ents, func(i, j int) bool { return ents[i].Name < ents[j].Name })
-	return ents, err
+	return linux.ReadDir(fd, orDot(rel))
 }
 
 // add records a read-only protection of rel and pins the directories
@@ -259,9 +277,9 @@ func (s *protectScan) scan(dir, e string) {
 			return
 		}
 		rel := path.Join(dir, d.Name)
-		typ, ok := s.typeOf(rel, d)
-		if !ok {
-			continue
+		typ, err := s.typeOf(rel, d)
+		if err != nil {
+			continue // gone meanwhile
 		}
 		switch typ {
 		case unix.DT_DIR:
