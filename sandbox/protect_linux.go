@@ -18,8 +18,8 @@ import (
 )
 
 // maxProtectScan bounds how many directory entries beneath protected
-// directories the host examines for links and hard links at session
-// start; past it, what is left is not examined and a warning says so.
+// directories the host examines for links at session start; past it,
+// what is left is not examined and a warning says so.
 const maxProtectScan = 1024
 
 // resolveProtect finds what the workspace.protect entries name in the
