@@ -156,6 +156,7 @@ func protectDenial(p *plan.Plan, e *events.Event, target string) bool {
 	e.Remedy = &events.Remedy{Capability: "fs.write:" + p.ViewPath(*pr)}
 	e.Detail["protected"] = pr.Path
 	e.Detail["entry"] = pr.Entry
+	e.Detail["reason"] = fmt.Sprintf("%s: %s is kept read-only in this session (workspace.protect %s): the host runs or reads it outside the sandbox later", target, pr.Path, pr.Entry)
 	return true
 }
 
