@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 
 	"github.com/cordon-sandbox/cordon/events"
 )
@@ -180,6 +181,52 @@ func (c *Client) AllowHosts(ctx context.Context, id string, hosts ...string) ([]
 	var out NetworkAllowResponse
 	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(id)+"/network/allow", jsonBody(NetworkAllowRequest{Hosts: hosts}), &out)
 	return out.Allow, err
+}
+
+// RequestGrant asks for a capability for a session.
+func (c *Client) RequestGrant(ctx context.Context, session string, r GrantRequest) (*Grant, error) {
+	var out Grant
+	_, err := c.do(ctx, http.MethodPost, "/v1/sessions/"+url.PathEscape(session)+"/grants", jsonBody(r), &out)
+	return &out, err
+}
+
+// Grant returns a grant; with wait > 0 it first waits up to wait (at
+// most MaxWait) for the grant to leave pending.
+func (c *Client) Grant(ctx context.Context, id string, wait time.Duration) (*Grant, error) {
+	path := "/v1/grants/" + url.PathEscape(id)
+	if wait > 0 {
+		path += "?wait=" + url.QueryEscape(wait.String())
+	}
+	var out Grant
+	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return &out, err
+}
+
+// Grants lists the grants the caller may see, of one session and in one
+// state when those are not "".
+func (c *Client) Grants(ctx context.Context, session, state string) ([]*Grant, error) {
+	q := url.Values{}
+	if session != "" {
+		q.Set("session", session)
+	}
+	if state != "" {
+		q.Set("state", state)
+	}
+	path := "/v1/grants"
+	if len(q) > 0 {
+		path += "?" + q.Encode()
+	}
+	var out []*Grant
+	_, err := c.do(ctx, http.MethodGet, path, nil, &out)
+	return out, err
+}
+
+// Decide approves, denies or revokes a grant ("approve", "deny",
+// "revoke"), with an optional note.
+func (c *Client) Decide(ctx context.Context, id, verb, note string) (*Grant, error) {
+	var out Grant
+	_, err := c.do(ctx, http.MethodPost, "/v1/grants/"+url.PathEscape(id)+"/"+url.PathEscape(verb), jsonBody(DecisionRequest{Note: note}), &out)
+	return &out, err
 }
 
 // CloseIdleConnections closes the kept-alive connections.

@@ -19,6 +19,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/cordon-sandbox/cordon/audit"
 	"github.com/cordon-sandbox/cordon/events"
 	"github.com/cordon-sandbox/cordon/policy"
 	"github.com/cordon-sandbox/cordon/sandbox"
@@ -51,35 +52,65 @@ func TestMain(m *testing.M) {
 // daemonUnderTest serves a daemon on a socket in a fresh directory.
 func daemonUnderTest(t *testing.T) (socket string, c *Client, bus *events.Bus) {
 	t.Helper()
+	d := startDaemon(t, Options{})
+	return d.socket, d.c, d.bus
+}
+
+// testDaemon is a daemon serving in this process, with its audit log.
+type testDaemon struct {
+	socket, auditPath string
+	c                 *Client
+	bus               *events.Bus
+	srv               *Server
+}
+
+// startDaemon serves a daemon with o (Bus and Socket filled in) on a
+// socket in a fresh directory; its audit log is beside it unless
+// o.AuditPath names one for the daemon to open.
+func startDaemon(t testing.TB, o Options) *testDaemon {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "cordon-daemon-test-")
 	if err != nil {
 		t.Fatal(err)
 	}
 	os.Chmod(dir, 0o755)
-	socket = filepath.Join(dir, "cordon.sock")
-	ln, err := Listen(socket)
+	d := &testDaemon{socket: filepath.Join(dir, "cordon.sock"), auditPath: filepath.Join(dir, "audit", "audit.jsonl"), bus: events.NewBus()}
+	ln, err := Listen(d.socket)
 	if err != nil {
 		t.Fatal(err)
 	}
-	bus = events.NewBus()
-	srv := New(Options{Bus: bus, Socket: socket})
+	var log *audit.Log
+	if o.AuditPath == "" {
+		if log, err = audit.Open(d.auditPath); err != nil {
+			t.Fatal(err)
+		}
+		o.Audit = log
+	} else {
+		d.auditPath = o.AuditPath
+	}
+	o.Bus, o.Socket = d.bus, d.socket
+	d.srv = New(o)
 	done := make(chan error, 1)
-	go func() { done <- srv.Serve(ln) }()
+	go func() { done <- d.srv.Serve(ln) }()
 	t.Cleanup(func() {
 		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		if err := srv.Shutdown(ctx); err != nil {
+		if err := d.srv.Shutdown(ctx); err != nil {
 			t.Errorf("shutdown: %v", err)
 		}
 		if err := <-done; err != nil {
 			t.Errorf("serve: %v", err)
 		}
+		if log != nil {
+			log.Close()
+		}
 		os.RemoveAll(dir)
 	})
-	return socket, NewClient(socket), bus
+	d.c = NewClient(d.socket)
+	return d
 }
 
-func workspace(t *testing.T) string {
+func workspace(t testing.TB) string {
 	dir := t.TempDir()
 	os.Chmod(dir, 0o755)
 	return dir
@@ -121,7 +152,7 @@ func TestAPI(t *testing.T) {
 	if code != 200 || json.Unmarshal([]byte(body), &res) != nil {
 		t.Fatalf("exec: %d %s", code, body)
 	}
-	for _, k := range []string{"call", "exit_code", "signal", "stdout", "stderr", "truncated", "timed_out", "denials", "timing"} {
+	for _, k := range []string{"call", "exit_code", "signal", "stdout", "stderr", "truncated", "timed_out", "denials", "explanation", "timing"} {
 		if _, ok := res[k]; !ok {
 			t.Errorf("exec result lacks %q: %s", k, body)
 		}
@@ -202,6 +233,9 @@ func TestAPIErrors(t *testing.T) {
 		if code != tc.status || json.Unmarshal([]byte(body), &eb) != nil || eb.Error.Code != tc.code || eb.Error.Message == "" {
 			t.Errorf("%s %s %.60q: %d %.200s, want %d %s", tc.method, tc.path, tc.body, code, body, tc.status, tc.code)
 		}
+		if tc.status == 403 && (len(eb.Denials) == 0 || !strings.Contains(eb.Explanation, eb.Denials[0].Rule)) {
+			t.Errorf("%s %s %.60q: a 403 without its denials explained: %.300s", tc.method, tc.path, tc.body, body)
+		}
 	}
 	if code, body := raw(t, c, "POST", "/v1/sessions", `{"workspace":"`+ws+`","policy":"version: 1\nlimits:\n  memroy: 1GiB\n"}`); !strings.Contains(body, "policy:3:") {
 		t.Errorf("policy error without its line: %d %s", code, body)
@@ -224,25 +258,7 @@ func TestOtherUID(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	as := func(uid uint32, url string, post ...string) string {
-		dir, _ := os.MkdirTemp("", "cordon-client-")
-		defer os.RemoveAll(dir)
-		os.Chmod(dir, 0o755)
-		bin := filepath.Join(dir, "client")
-		b, _ := os.ReadFile(os.Args[0])
-		os.WriteFile(bin, b, 0o755)
-		cmd := exec.Command(bin)
-		cmd.Env = []string{"CORDON_TEST_GET=" + url, "CORDON_TEST_SOCKET=" + socket}
-		if len(post) > 0 {
-			cmd.Env = append(cmd.Env, "CORDON_TEST_POST="+post[0])
-		}
-		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("client as %d: %v", uid, err)
-		}
-		return string(out)
-	}
+	as := func(uid uint32, url string, post ...string) string { return asUID(t, socket, uid, url, post...) }
 	for _, url := range []string{"/v1/sessions/" + id + "/files/x", "/v1/sessions/" + id + "/events"} {
 		if got := as(65534, url); !strings.HasPrefix(got, "404 ") {
 			t.Errorf("uid 65534 GET %s: %q", url, got)
@@ -288,6 +304,30 @@ func TestOtherUID(t *testing.T) {
 	if !strings.HasPrefix(got, "200 ") || syscall.Stat(filepath.Join(own, "made"), &st) != nil || st.Uid != 65534 {
 		t.Errorf("a file written in uid 65534's session: %q, owner %d", got, st.Uid)
 	}
+}
+
+// asUID runs a copy of the test binary as uid, a client that sends one
+// request (a GET of url, or a POST of post[0]) to the daemon on socket,
+// and returns "STATUS BODY".
+func asUID(t *testing.T, socket string, uid uint32, url string, post ...string) string {
+	t.Helper()
+	dir, _ := os.MkdirTemp("", "cordon-client-")
+	defer os.RemoveAll(dir)
+	os.Chmod(dir, 0o755)
+	bin := filepath.Join(dir, "client")
+	b, _ := os.ReadFile(os.Args[0])
+	os.WriteFile(bin, b, 0o755)
+	cmd := exec.Command(bin)
+	cmd.Env = []string{"CORDON_TEST_GET=" + url, "CORDON_TEST_SOCKET=" + socket}
+	if len(post) > 0 {
+		cmd.Env = append(cmd.Env, "CORDON_TEST_POST="+post[0])
+	}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uid, Gid: uid}}
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("client as %d: %v", uid, err)
+	}
+	return string(out)
 }
 
 // TestNetworkAllow changes a live session's egress allowlist through the
@@ -404,7 +444,7 @@ func TestServeLifecycle(t *testing.T) {
 	dir := t.TempDir()
 	socket := filepath.Join(dir, "d.sock")
 	start := func() *exec.Cmd {
-		cmd := exec.Command(bin, "serve", "--socket", socket)
+		cmd := exec.Command(bin, "serve", "--socket", socket, "--audit", filepath.Join(dir, "audit.jsonl"))
 		var stderr bytes.Buffer
 		cmd.Stderr = &stderr
 		if err := cmd.Start(); err != nil {
@@ -455,7 +495,7 @@ func TestServeLifecycle(t *testing.T) {
 		t.Fatalf("control: a killed daemon leaves its session's cgroup: %v", err)
 	}
 	// A daemon on another socket leaves that cgroup alone.
-	other := exec.Command(bin, "serve", "--socket", filepath.Join(dir, "other.sock"))
+	other := exec.Command(bin, "serve", "--socket", filepath.Join(dir, "other.sock"), "--audit", filepath.Join(dir, "other-audit.jsonl"))
 	if err := other.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -473,6 +513,27 @@ func TestServeLifecycle(t *testing.T) {
 	d.Wait()
 }
 
+// supervisors returns the pids of the session supervisors (each a
+// session's PID 1) that are this process's children.
+func supervisors() []int {
+	self := strconv.Itoa(os.Getpid())
+	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
+	var pids []int
+	for _, d := range dirs {
+		b, err := os.ReadFile(d)
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
+		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(d), "cmdline"))
+		if len(f) > 1 && f[1] == self && bytes.Contains(cmdline, []byte("__cordon_supervisor")) {
+			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // TestSessionDied: a session whose supervisor is gone answers 409.
 func TestSessionDied(t *testing.T) {
 	_, c, _ := daemonUnderTest(t)
@@ -485,24 +546,12 @@ func TestSessionDied(t *testing.T) {
 		t.Fatalf("control: %v", err)
 	}
 	// The supervisors are this process's children; kill every one.
-	self := strconv.Itoa(os.Getpid())
-	dirs, _ := filepath.Glob("/proc/[0-9]*/stat")
-	killed := 0
-	for _, d := range dirs {
-		b, err := os.ReadFile(d)
-		if err != nil {
-			continue
-		}
-		f := strings.Fields(string(b[bytes.LastIndexByte(b, ')')+1:]))
-		cmdline, _ := os.ReadFile(filepath.Join(filepath.Dir(d), "cmdline"))
-		if len(f) > 1 && f[1] == self && bytes.Contains(cmdline, []byte("__cordon_supervisor")) {
-			pid, _ := strconv.Atoi(filepath.Base(filepath.Dir(d)))
-			syscall.Kill(pid, syscall.SIGKILL)
-			killed++
-		}
+	pids := supervisors()
+	for _, pid := range pids {
+		syscall.Kill(pid, syscall.SIGKILL)
 	}
-	if killed != 1 {
-		t.Fatalf("killed %d supervisors, want 1", killed)
+	if len(pids) != 1 {
+		t.Fatalf("killed %d supervisors, want 1", len(pids))
 	}
 	var apiErr *APIError
 	deadline := time.Now().Add(5 * time.Second)

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
@@ -21,7 +22,9 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/cordon-sandbox/cordon/audit"
 	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/grants"
 	"github.com/cordon-sandbox/cordon/internal/cgroup"
 	"github.com/cordon-sandbox/cordon/policy"
 	"github.com/cordon-sandbox/cordon/sandbox"
@@ -37,6 +40,10 @@ func CgroupParent(socket string) string {
 	return "cordon-daemon-" + hex.EncodeToString(sum[:6])
 }
 
+// readTimeout bounds the reading of a request, headers and body (a
+// variable for tests).
+var readTimeout = 2 * time.Minute
+
 // Request size limits.
 const (
 	maxJSONBody = 16 << 20 // a create or exec body, stdin included
@@ -48,6 +55,19 @@ type Options struct {
 	// Policy is the policy of sessions created without one; nil means
 	// policy.Default().
 	Policy *policy.Policy
+	// PolicyText is the text Policy was read from: its SHA-256 is the
+	// policy hash in the audit records of those sessions. Nil means
+	// policy.DefaultYAML() when Policy is nil, Policy.Marshal() otherwise.
+	PolicyText []byte
+	// Audit is the audit log of capability grants; the daemon does not
+	// close it. When nil, the log at AuditPath is opened at the first
+	// grant request and closed by Shutdown. With neither, grant requests
+	// fail.
+	Audit     *audit.Log
+	AuditPath string
+	// CgroupParent is passed to sandbox.Options; empty means
+	// CgroupParent(Socket).
+	CgroupParent string
 	// Bus receives every session's events; nil means a private bus.
 	Bus *events.Bus
 	// SessionUID is passed to sandbox.Options.
@@ -61,10 +81,12 @@ type Options struct {
 
 // Server is the daemon: the sessions it holds and its HTTP API.
 type Server struct {
-	opts    Options
-	bus     *events.Bus
-	metrics *metrics
-	http    *http.Server
+	opts       Options
+	bus        *events.Bus
+	metrics    *metrics
+	http       *http.Server
+	policyHash string // of the sessions created without a policy
+	grants     grantBroker
 
 	mu       sync.Mutex
 	sessions map[string]*entry
@@ -72,9 +94,12 @@ type Server struct {
 }
 
 type entry struct {
-	s       *sandbox.Session
-	uid     int
-	created time.Time
+	s          *sandbox.Session
+	uid        int
+	created    time.Time
+	pol        *policy.Policy
+	policyHash string
+	enforce    enforcement
 }
 
 // New returns a daemon; Serve runs it.
@@ -85,13 +110,19 @@ func New(o Options) *Server {
 	if o.Bus == nil {
 		o.Bus = events.NewBus()
 	}
-	s := &Server{opts: o, bus: o.Bus, sessions: map[string]*entry{}}
+	if o.CgroupParent == "" {
+		o.CgroupParent = CgroupParent(o.Socket)
+	}
+	s := &Server{opts: o, bus: o.Bus, sessions: map[string]*entry{}, policyHash: policyHash(o)}
+	if o.Audit != nil {
+		s.grants.start(o.Audit, false, s.bus)
+	}
 	s.metrics = newMetrics()
 	s.bus.Attach(s.metrics)
 	s.http = &http.Server{
 		Handler:           s.routes(),
 		ReadHeaderTimeout: 10 * time.Second,
-		ReadTimeout:       2 * time.Minute, // headers and body; a slow client cannot hold a request open
+		ReadTimeout:       readTimeout, // headers and body; a slow client cannot hold a request open
 		IdleTimeout:       2 * time.Minute,
 		MaxHeaderBytes:    64 << 10,
 		ConnContext:       withPeer,
@@ -180,14 +211,43 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.mu.Unlock()
 	var errs []error
 	for _, e := range all {
-		if err := e.s.Close(); err != nil {
+		if err := s.closeSession(e); err != nil {
 			errs = append(errs, err)
 		}
 	}
 	if err := s.http.Shutdown(ctx); err != nil {
 		errs = append(errs, err)
 	}
+	if err := s.grants.close(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// policyHash is the audit log's policy_hash of sessions created without
+// a policy of their own.
+func policyHash(o Options) string {
+	switch {
+	case o.PolicyText != nil:
+		return grants.PolicyHash(o.PolicyText)
+	case o.Policy == nil:
+		return grants.PolicyHash(policy.DefaultYAML())
+	}
+	text, err := o.Policy.Marshal()
+	if err != nil {
+		text = []byte(err.Error()) // not a policy anyone wrote: a hash nothing matches
+	}
+	return grants.PolicyHash(text)
+}
+
+// closeSession ends a session the daemon no longer holds: its grants
+// end (pending requests with them), then the session.
+func (s *Server) closeSession(e *entry) error {
+	e.enforce.close()
+	if b := s.grants.get(); b != nil {
+		b.EndSession(e.s.ID())
+	}
+	return e.s.Close()
 }
 
 // peer is the credentials of the process at the other end of a
@@ -232,6 +292,12 @@ func (s *Server) routes() http.Handler {
 	mux.HandleFunc("PUT /v1/sessions/{id}/files/{path...}", s.authed(s.putFile))
 	mux.HandleFunc("GET /v1/sessions/{id}/events", s.authed(s.sessionEvents))
 	mux.HandleFunc("POST /v1/sessions/{id}/network/allow", s.authed(s.networkAllow))
+	mux.HandleFunc("POST /v1/sessions/{id}/grants", s.authed(s.requestGrant))
+	mux.HandleFunc("GET /v1/grants", s.authed(s.listGrants))
+	mux.HandleFunc("GET /v1/grants/{grant}", s.authed(s.getGrant))
+	mux.HandleFunc("POST /v1/grants/{grant}/approve", s.authed(s.decideGrant(verbApprove)))
+	mux.HandleFunc("POST /v1/grants/{grant}/deny", s.authed(s.decideGrant(verbDeny)))
+	mux.HandleFunc("POST /v1/grants/{grant}/revoke", s.authed(s.decideGrant(verbRevoke)))
 	mux.HandleFunc("GET /v1/events", s.authed(s.allEvents))
 	mux.HandleFunc("GET /metrics", s.authed(func(w http.ResponseWriter, r *http.Request, _ peer) { s.metrics.ServeHTTP(w, r) }))
 	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
@@ -277,17 +343,29 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, p peer) {
 	if !decode(w, r, &req) {
 		return
 	}
-	if !filepath.IsAbs(req.Workspace) {
-		writeError(w, http.StatusBadRequest, "invalid", "workspace must be an absolute path", nil)
+	e, err := s.open(r.Context(), p, req)
+	if err != nil {
+		writeAPIError(w, err)
 		return
 	}
-	pol := s.opts.Policy
+	writeJSON(w, http.StatusCreated, CreateResponse{ID: e.s.ID()})
+}
+
+var errShuttingDown = &APIError{Status: http.StatusServiceUnavailable, Body: ErrorBody{Error: ErrorDetail{Code: "closed", Message: "the daemon is shutting down"}}}
+
+// open opens a session for the caller p. Its errors are the session's
+// (*sandbox.Error, *policy.Error), or an *APIError.
+func (s *Server) open(ctx context.Context, p peer, req CreateRequest) (*entry, error) {
+	if !filepath.IsAbs(req.Workspace) {
+		return nil, apiError(http.StatusBadRequest, "invalid", "workspace must be an absolute path")
+	}
+	pol, hash := s.opts.Policy, s.policyHash
 	if req.Policy != "" {
 		var err error
 		if pol, err = policy.Load([]byte(req.Policy), "policy"); err != nil {
-			writeError(w, http.StatusBadRequest, "invalid", err.Error(), nil)
-			return
+			return nil, err
 		}
+		hash = grants.PolicyHash([]byte(req.Policy))
 	}
 	caller := &sandbox.Caller{UID: p.uid, GID: p.gid}
 	if u, err := user.LookupId(strconv.Itoa(p.uid)); err == nil {
@@ -297,28 +375,26 @@ func (s *Server) create(w http.ResponseWriter, r *http.Request, p peer) {
 	closing := s.closing
 	s.mu.Unlock()
 	if closing {
-		writeError(w, http.StatusServiceUnavailable, "closed", "the daemon is shutting down", nil)
-		return
+		return nil, errShuttingDown
 	}
-	sess, err := sandbox.Open(r.Context(), sandbox.Options{
+	sess, err := sandbox.Open(ctx, sandbox.Options{
 		Policy: pol, Workspace: req.Workspace, Bus: s.bus, SessionUID: s.opts.SessionUID,
-		Caller: caller, CgroupParent: CgroupParent(s.opts.Socket), Resolve: s.opts.Resolve,
+		Caller: caller, CgroupParent: s.opts.CgroupParent, Resolve: s.opts.Resolve,
 		CountEgress: s.metrics.countEgress,
 	})
 	if err != nil {
-		writeSandboxError(w, err)
-		return
+		return nil, err
 	}
+	e := &entry{s: sess, uid: p.uid, created: sess.Created(), pol: pol, policyHash: hash, enforce: newEnforcement()}
 	s.mu.Lock()
 	if s.closing {
 		s.mu.Unlock()
 		sess.Close()
-		writeError(w, http.StatusServiceUnavailable, "closed", "the daemon is shutting down", nil)
-		return
+		return nil, errShuttingDown
 	}
-	s.sessions[sess.ID()] = &entry{s: sess, uid: p.uid, created: sess.Created()}
+	s.sessions[sess.ID()] = e
 	s.mu.Unlock()
-	writeJSON(w, http.StatusCreated, CreateResponse{ID: sess.ID()})
+	return e, nil
 }
 
 func (s *Server) list(w http.ResponseWriter, r *http.Request, p peer) {
@@ -338,14 +414,26 @@ func (s *Server) remove(w http.ResponseWriter, r *http.Request, p peer) {
 	if e == nil {
 		return
 	}
-	s.mu.Lock()
-	delete(s.sessions, e.s.ID())
-	s.mu.Unlock()
-	if err := e.s.Close(); err != nil {
-		writeError(w, http.StatusInternalServerError, "failed", "closing the session: "+err.Error(), nil)
+	if err := s.remove1(e); err != nil {
+		writeAPIError(w, err)
 		return
 	}
 	w.WriteHeader(http.StatusNoContent)
+}
+
+// remove1 removes one session from the daemon and closes it.
+func (s *Server) remove1(e *entry) error {
+	s.mu.Lock()
+	_, held := s.sessions[e.s.ID()]
+	delete(s.sessions, e.s.ID())
+	s.mu.Unlock()
+	if !held {
+		return nil // closed already (by another remove, or Shutdown)
+	}
+	if err := s.closeSession(e); err != nil {
+		return apiError(http.StatusInternalServerError, "failed", "closing the session: "+err.Error())
+	}
+	return nil
 }
 
 func (s *Server) exec(w http.ResponseWriter, r *http.Request, p peer) {
@@ -381,7 +469,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, p peer) {
 		s.execStream(w, r, e, x)
 		return
 	}
-	res, err := e.s.Exec(r.Context(), x)
+	res, err := s.runExec(r.Context(), e, x)
 	if err != nil {
 		writeSandboxError(w, err)
 		return
@@ -399,7 +487,7 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, e *entry, x 
 	var res *sandbox.ExecResult
 	var err error
 	go func() {
-		res, err = e.s.Exec(r.Context(), x)
+		res, err = s.runExec(r.Context(), e, x)
 		close(done)
 	}()
 	w.Header().Set("Content-Type", "application/x-ndjson")
@@ -426,6 +514,7 @@ func (s *Server) execStream(w http.ResponseWriter, r *http.Request, e *entry, x 
 	if err != nil {
 		var body ErrorBody
 		body.Error, body.Denials = errorDetail(err)
+		body.Explanation = events.Explain(body.Denials)
 		b, _ := json.Marshal(body)
 		_ = enc.Encode(OutputFrame{Result: b})
 		return
@@ -440,7 +529,7 @@ func (s *Server) getFile(w http.ResponseWriter, r *http.Request, p peer) {
 	if e == nil {
 		return
 	}
-	data, truncated, err := e.s.ReadFile(r.Context(), r.PathValue("path"))
+	data, truncated, err := s.readFile(r.Context(), e, r.PathValue("path"))
 	if err != nil {
 		writeSandboxError(w, err)
 		return
@@ -468,7 +557,7 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request, p peer) {
 		writeError(w, http.StatusBadRequest, "invalid", "reading the body: "+err.Error(), nil)
 		return
 	}
-	if err := e.s.WriteFile(r.Context(), r.PathValue("path"), data); err != nil {
+	if err := s.writeFile(r.Context(), e, r.PathValue("path"), data); err != nil {
 		writeSandboxError(w, err)
 		return
 	}
@@ -559,7 +648,16 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, match func(*even
 
 // decode reads a strict JSON body: bounded, no unknown fields, one value.
 func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxJSONBody))
+	return decodeFrom(w, http.MaxBytesReader(w, r.Body, maxJSONBody), v)
+}
+
+// decodeBytes decodes a body already read, as strictly as decode.
+func decodeBytes(w http.ResponseWriter, body []byte, v any) bool {
+	return decodeFrom(w, bytes.NewReader(body), v)
+}
+
+func decodeFrom(w http.ResponseWriter, body io.Reader, v any) bool {
+	dec := json.NewDecoder(body)
 	dec.DisallowUnknownFields()
 	err := dec.Decode(v)
 	if err == nil && dec.More() {
@@ -589,7 +687,7 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 func writeError(w http.ResponseWriter, status int, code, msg string, denials []*events.Event) {
-	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}, Denials: denials})
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}, Denials: denials, Explanation: events.Explain(denials)})
 }
 
 // statusOf maps a sandbox error code to its HTTP status.
@@ -618,6 +716,14 @@ func errorDetail(err error) (ErrorDetail, []*events.Event) {
 }
 
 func writeSandboxError(w http.ResponseWriter, err error) {
+	writeAPIError(w, sandboxAPIError(err))
+}
+
+// sandboxAPIError is the API's answer to a session's error.
+func sandboxAPIError(err error) *APIError {
+	if ae, ok := errors.AsType[*APIError](err); ok {
+		return ae
+	}
 	d, denials := errorDetail(err)
 	status, ok := statusOf[d.Code]
 	if !ok {
@@ -626,7 +732,21 @@ func writeSandboxError(w http.ResponseWriter, err error) {
 			status = 499 // the client went away; nobody reads this
 		}
 	}
-	writeJSON(w, status, ErrorBody{Error: d, Denials: denials})
+	return &APIError{Status: status, Body: ErrorBody{Error: d, Denials: denials, Explanation: events.Explain(denials)}}
+}
+
+func apiError(status int, code, msg string) *APIError {
+	return &APIError{Status: status, Body: ErrorBody{Error: ErrorDetail{Code: code, Message: msg}}}
+}
+
+// writeAPIError writes an *APIError as it is, and any other error as a
+// session's.
+func writeAPIError(w http.ResponseWriter, err error) {
+	ae, ok := errors.AsType[*APIError](err)
+	if !ok {
+		ae = sandboxAPIError(err)
+	}
+	writeJSON(w, ae.Status, ae.Body)
 }
 
 // frameQueue hands output frames from the session's reader goroutine to

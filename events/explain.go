@@ -98,7 +98,7 @@ func explainLimit(b *strings.Builder, e *Event, count int) {
 	fmt.Fprintf(b, "The call reached the %s limit", orUnknown(limit))
 	if v := valueOf(e.Detail["value"]); v != "" {
 		fmt.Fprintf(b, " of %s", v)
-		if _, err := strconv.ParseInt(v, 10, 64); err == nil && (limit == "output" || limit == "memory") {
+		if _, err := strconv.ParseInt(v, 10, 64); err == nil && (limit == "output" || limit == "memory" || limit == "tmp" || limit == "home") {
 			b.WriteString(" bytes")
 		}
 	}
@@ -113,6 +113,14 @@ func explainLimit(b *strings.Builder, e *Event, count int) {
 		b.WriteString(": a process was killed for lack of memory")
 	case "pids":
 		b.WriteString(": a new process or thread was refused")
+	case "tmp", "home":
+		b.WriteString(": the session's ")
+		if limit == "tmp" {
+			b.WriteString("/tmp")
+		} else {
+			b.WriteString("$HOME")
+		}
+		b.WriteString(" is full and writes there fail until files are removed from it (the workspace has room of its own)")
 	}
 }
 

@@ -81,3 +81,12 @@ func TestExplainLimitsOnly(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+func TestExplainTmpfs(t *testing.T) {
+	got := Explain([]*Event{{Kind: Limit, Target: "tmp", Rule: "limits.tmp",
+		Detail: map[string]any{"limit": "tmp", "value": float64(1 << 20)}}})
+	want := "The call reached the tmp limit of 1048576 bytes (rule limits.tmp): the session's /tmp is full and writes there fail until files are removed from it (the workspace has room of its own); no capability can allow this."
+	if got != want {
+		t.Errorf("got  %q\nwant %q", got, want)
+	}
+}

@@ -108,6 +108,8 @@ func (f *fakeSession) ListDir(ctx context.Context, p string) ([]sandbox.FileInfo
 
 func (f *fakeSession) CallTimeout() time.Duration { return 10 * time.Second }
 
+func (f *fakeSession) ID() string { return "fake" }
+
 func (f *fakeSession) Close() error {
 	f.mu.Lock()
 	f.closed++

@@ -1,6 +1,7 @@
 // Package mcpserver serves a cordon session's tools to an agent over the
 // Model Context Protocol: bash, read_file, write_file, edit_file and
-// list_files. Every tool acts through the session (its Exec and file
+// list_files, and request_capability when the server is given a way to
+// grant capabilities (Options.Grants). Every tool acts through the session (its Exec and file
 // calls), never on the host; a call that cordon refused comes back with
 // the refusal explained in the text the model reads (events.Explain) and
 // the deny events in the result's structuredContent.
@@ -22,8 +23,10 @@ import (
 )
 
 // Session is what the tools need of a cordon session. *sandbox.Session
-// has it.
+// and *daemon.Session have it.
 type Session interface {
+	// ID is the session's id, by which Options.Grants knows it.
+	ID() string
 	Exec(ctx context.Context, r sandbox.ExecRequest) (*sandbox.ExecResult, error)
 	ReadFile(ctx context.Context, p string) (data []byte, truncated bool, err error)
 	WriteFile(ctx context.Context, p string, data []byte) error
@@ -53,6 +56,13 @@ type Options struct {
 	// notifications of a bash call whose client asked for progress.
 	// Zero means DefaultProgressInterval.
 	ProgressInterval time.Duration
+	// Grants, when set, serves the tool request_capability for the
+	// server's sessions, which must then be sessions Grants knows.
+	Grants Grants
+	// GrantSocket is the daemon socket on which a person decides a
+	// pending request (cordon grant approve ID --socket GrantSocket); the
+	// model reads it in a pending answer.
+	GrantSocket string
 }
 
 func (o Options) withDefaults() Options {
@@ -200,11 +210,9 @@ func newServer(sessionFor func(context.Context, *mcp.ServerSession) (Session, er
 	t.addWriteFile(s)
 	t.addEditFile(s)
 	t.addListFiles(s)
-	// request_capability joins these when the grants subsystem exists:
-	// one more registration, t.addRequestCapability(s, o.Grants) when
-	// Options carries a grants interface, its handler built like the
-	// others on addTool (schema, invalid params) and result/toolError,
-	// finding the call's session with t.session.
+	if o.Grants != nil {
+		t.addRequestCapability(s, o.Grants)
+	}
 	return s
 }
 

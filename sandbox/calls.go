@@ -54,7 +54,11 @@ type ExecResult struct {
 	// Denials are the deny and limit events of the call, identical ones
 	// folded into one with detail.count.
 	Denials []*events.Event
-	Timing  map[string]int64
+	// Explanation is Denials as one paragraph for the agent
+	// (events.Explain): what was refused, why, and the capability to
+	// request; "" when the call hit nothing.
+	Explanation string
+	Timing      map[string]int64
 }
 
 type execJSON struct {
@@ -69,6 +73,7 @@ type execJSON struct {
 	TimedOut     bool             `json:"timed_out"`
 	Limit        string           `json:"limit,omitempty"`
 	Denials      []*events.Event  `json:"denials"`
+	Explanation  string           `json:"explanation"`
 	Timing       map[string]int64 `json:"timing"`
 }
 
@@ -78,7 +83,7 @@ type execJSON struct {
 func (r *ExecResult) MarshalJSON() ([]byte, error) {
 	j := execJSON{
 		Call: r.Call, ExitCode: r.ExitCode, Truncated: r.Truncated, TimedOut: r.TimedOut,
-		Limit: r.Limit, Denials: r.Denials, Timing: r.Timing,
+		Limit: r.Limit, Denials: r.Denials, Explanation: r.Explanation, Timing: r.Timing,
 	}
 	if j.Denials == nil {
 		j.Denials = []*events.Event{}

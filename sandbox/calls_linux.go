@@ -1,6 +1,7 @@
 package sandbox
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"io"
@@ -50,7 +51,7 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 	}
 	req := &proto.Request{
 		Call: call, Op: proto.OpExec, Argv: argv, Stdin: r.Stdin, Env: r.Env, Cwd: cwd,
-		TimeoutMS: r.Timeout.Milliseconds(), MaxOutput: min(r.MaxOutput, maxOutput), Stream: r.Output != nil,
+		TimeoutMS: cmp.Or(r.Timeout.Milliseconds(), s.limits.Load().TimeoutMS), MaxOutput: min(r.MaxOutput, maxOutput), Stream: r.Output != nil,
 		StdinStream: r.StdinReader != nil,
 	}
 	var afterSend func()
@@ -82,6 +83,7 @@ func (s *Session) Exec(ctx context.Context, r ExecRequest) (*ExecResult, error) 
 			}
 		}
 	}
+	out.Explanation = events.Explain(out.Denials)
 	out.Timing["total_us"] = time.Since(t0).Microseconds()
 	s.endCall(call, "exec", t0, out.Timing, map[string]any{
 		"exit_code": out.ExitCode, "signal": out.Signal, "stdout_bytes": res.StdoutBytes,
@@ -127,29 +129,36 @@ func (s *Session) limitEvents(call string, res *proto.Result, r ExecRequest) []*
 		if capability != "" {
 			e.Remedy = &events.Remedy{Capability: capability}
 		}
+		s.allowRemedy(e)
 		s.bus.Publish(e)
 		out = append(out, e)
 	}
 	if res.TimedOut {
 		t := r.Timeout
 		if t <= 0 {
-			t = time.Duration(s.plan.Limits.TimeoutMS) * time.Millisecond
+			t = time.Duration(s.limits.Load().TimeoutMS) * time.Millisecond
 		}
 		add("timeout", "limits.timeout", "limit.timeout:"+(2*t).String(), t.String())
 	}
 	if res.Truncated {
 		add("output", "limits.output", "", r.MaxOutput)
 		if r.MaxOutput <= 0 {
-			out[len(out)-1].Detail["value"] = s.plan.Limits.OutputBytes
+			out[len(out)-1].Detail["value"] = s.limits.Load().OutputBytes
 		}
 	}
 	if s.cg != nil {
 		before, after := s.countersSince()
+		double := func(name string, v int64) string {
+			if v <= 0 {
+				return "" // unlimited: a cap of the host's, not the policy's, was hit
+			}
+			return "limit." + name + ":" + fmt.Sprint(2*v)
+		}
 		if after.oom > before.oom {
-			add("memory", "limits.memory", "limit.memory:"+fmt.Sprint(2*s.plan.Limits.MemoryBytes), s.plan.Limits.MemoryBytes)
+			add("memory", "limits.memory", double("memory", s.limits.Load().MemoryBytes), s.limits.Load().MemoryBytes)
 		}
 		if after.pids > before.pids {
-			add("pids", "limits.pids", "limit.pids:"+fmt.Sprint(2*s.plan.Limits.Pids), s.plan.Limits.Pids)
+			add("pids", "limits.pids", double("pids", s.limits.Load().Pids), s.limits.Load().Pids)
 		}
 	}
 	return out

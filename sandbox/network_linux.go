@@ -2,8 +2,10 @@ package sandbox
 
 import (
 	"errors"
+	"maps"
 	"net"
 	"os"
+	"slices"
 	"strings"
 
 	"golang.org/x/sys/unix"
@@ -95,29 +97,72 @@ func (s *Session) callOf(call string) string {
 // record publishes an event the host side of the session produced and
 // adds a denial to its call's result.
 func (s *Session) record(e *events.Event) {
+	s.allowRemedy(e)
 	s.bus.Publish(e)
 	if e.Call == "" || (e.Kind != events.Deny && e.Kind != events.Limit) {
 		return
 	}
 	s.mu.Lock()
 	if pc := s.pending[e.Call]; pc != nil {
-		pc.denials = append(pc.denials, e)
+		pc.add(e)
 	}
 	s.mu.Unlock()
 }
 
+// maxCallDenials bounds the distinct denials kept for one call's result;
+// repeats of a kept one are counted however many they are.
+const maxCallDenials = 256
+
+// add folds e into the call's denials.
+func (pc *pending) add(e *events.Event) {
+	if e.Layer == events.LayerLandlock && e.Detail["source"] == "audit" {
+		pc.landlock++
+	}
+	k := e.Key()
+	if f := pc.byKey[k]; f != nil {
+		n, _ := f.Detail["count"].(int)
+		f.Detail["count"] = max(n, 1) + 1
+		return
+	}
+	if len(pc.denials) >= maxCallDenials {
+		return
+	}
+	c := *e
+	c.Detail = maps.Clone(e.Detail)
+	if c.Detail == nil {
+		c.Detail = map[string]any{}
+	}
+	if pc.byKey == nil {
+		pc.byKey = map[string]*events.Event{}
+	}
+	pc.byKey[k] = &c
+	pc.denials = append(pc.denials, &c)
+}
+
 // AllowHosts adds host patterns (the syntax of the policy's
-// network.allow) to the session's egress allowlist. The change applies to
-// connections the proxy decides from then on; a connection already open
-// is not affected.
+// network.allow) to the session's egress allowlist for the rest of the
+// session; ApplyGrants keeps them. The change applies to connections the
+// proxy decides from then on; a connection already open is not affected.
 func (s *Session) AllowHosts(hosts ...string) error {
-	s.allowMu.Lock()
-	defer s.allowMu.Unlock()
-	next, err := s.allow.Load().With(hosts...)
+	s.grantMu.Lock()
+	defer s.grantMu.Unlock()
+	extra := append(slices.Clone(s.extraHosts), hosts...)
+	if err := s.setAllowlist(extra, s.grantedHosts); err != nil {
+		return err
+	}
+	s.extraHosts = extra
+	return nil
+}
+
+// setAllowlist makes the egress allowlist the policy's hosts, then extra,
+// then granted. The caller holds grantMu.
+func (s *Session) setAllowlist(extra, granted []string) error {
+	hosts := slices.Concat(s.pol.Network.Allow, extra, granted)
+	al, err := egress.ParseAllowlist(hosts, s.pol.Network.AllowPrivate)
 	if err != nil {
 		return &Error{Code: CodeInvalid, Message: err.Error()}
 	}
-	s.allow.Store(next)
+	s.allow.Store(al)
 	return nil
 }
 

@@ -50,6 +50,7 @@ var labNames = map[string]netip.Addr{
 	"git.test":     netip.MustParseAddr("127.0.0.1"),
 	"goproxy.test": netip.MustParseAddr("127.0.0.1"),
 	"later.test":   netip.MustParseAddr("127.0.0.1"),
+	"granted.test": netip.MustParseAddr("127.0.0.1"),
 	"denied.test":  netip.MustParseAddr("127.0.0.1"),
 	"rebind.test":  netip.MustParseAddr("127.0.0.2"),       // loopback, outside allow_private
 	"meta.test":    netip.MustParseAddr("169.254.169.254"), // the metadata address
@@ -443,6 +444,27 @@ except OSError as e: print("no resolver:", e)
 		}
 		if err := s.AllowHosts("bad host!"); err == nil {
 			t.Error("AllowHosts took an invalid pattern")
+		}
+		// A grant of net.connect:HOST lets the next call through; its
+		// revocation refuses it again, and keeps what AllowHosts added.
+		granted := "http://granted.test:" + lab.plainPort + "/hello"
+		reach := func(url string) bool {
+			return strings.Contains(string(sh(t, s, "curl -sS -m 20 "+url).Stdout), "hello from")
+		}
+		if reach(granted) {
+			t.Fatal("granted.test reachable before the grant")
+		}
+		if err := s.ApplyGrants([]string{"net.connect:granted.test"}); err != nil {
+			t.Fatal(err)
+		}
+		if !reach(granted) {
+			t.Error("granted.test refused under net.connect:granted.test")
+		}
+		if err := s.ApplyGrants(nil); err != nil {
+			t.Fatal(err)
+		}
+		if reach(granted) || !reach(url) {
+			t.Error("after revoking net.connect:granted.test: granted.test still reachable, or later.test lost")
 		}
 	})
 }

@@ -45,7 +45,32 @@ type Options struct {
 	// CountEgress, when set, is told the outcome of every request the
 	// session's egress proxy decides: "allowed", "denied" or "error".
 	CountEgress func(outcome string)
+	// KernelAudit says whether Landlock's refusals of commands are read
+	// from the kernel's audit log; the zero value reads them where it
+	// can.
+	KernelAudit KernelAudit
 }
+
+// KernelAudit selects the source of Landlock denial events.
+type KernelAudit int
+
+const (
+	// KernelAuditAuto reads Landlock's kernel audit records for
+	// root-started sessions on kernels that write them (Landlock ABI 7)
+	// and where this process may read them (the initial user, PID and
+	// network namespaces). The process then shares one reader among its
+	// sessions and turns auditing on while it has one open, if it was
+	// off (see docs/events.md, "Landlock denials"). Elsewhere, and if the
+	// reader cannot be opened, the session says so in a warning and the
+	// supervisor's write observer predicts Landlock's refusals of writes.
+	KernelAuditAuto KernelAudit = iota
+	// KernelAuditOff never reads the audit log and never changes the
+	// host's audit setting: Landlock refusals of writes are predicted by
+	// the write observer, as in a rootless session, and the other
+	// Landlock refusals of commands (reads, ioctls, signals) are not
+	// events.
+	KernelAuditOff
+)
 
 // Caller identifies the user a session is opened for.
 type Caller struct {

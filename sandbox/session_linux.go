@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/exec"
 	"strconv"
@@ -86,8 +87,31 @@ type Session struct {
 	ctx  context.Context
 	stop context.CancelFunc
 
-	allow   atomic.Pointer[egress.Allowlist]
-	allowMu sync.Mutex // serializes allowlist changes
+	// allow is the egress allowlist: the policy's hosts, those added by
+	// AllowHosts (extraHosts) and those granted (grantedHosts).
+	allow        atomic.Pointer[egress.Allowlist]
+	extraHosts   []string
+	grantedHosts []string
+
+	// What grants change: the policy and plan the session was opened
+	// with, the plan of the executor serving new calls, and the limits
+	// in force.
+	pol      *policy.Policy
+	basePlan *plan.Plan
+	execPlan *plan.Plan
+	limits   atomic.Pointer[plan.Limits]
+	grantMu  sync.Mutex // serializes ApplyGrants and AllowHosts
+	grants   []string
+	mounted  []fsGrant // filesystem grants mounted in the view
+	walker   int       // the uid whose access host paths are opened with (-1: this process's)
+	ids      idMap
+	egress   *net.UnixConn // the supervisor's datagram socket: proxy connections in, rulesets out
+
+	// audit takes the session's Landlock records from the process's
+	// kernel audit reader; nil when there is none (see landlock_linux.go).
+	audit *sessionAudit
+	// caps decides whether a denial's remedy could be granted at all.
+	caps *policy.Capabilities
 
 	mu           sync.Mutex
 	lastCounters countersSnapshot // cgroup limit counters at the last call end
@@ -101,9 +125,14 @@ type Session struct {
 }
 
 type pending struct {
-	done    chan *proto.Result
-	output  func(stream string, data []byte)
-	denials []*events.Event // deny events of the call, as published
+	done   chan *proto.Result
+	output func(stream string, data []byte)
+	// denials are the call's deny and limit events, folded as they come
+	// (copies: the published events are not changed); byKey finds them.
+	denials []*events.Event
+	byKey   map[string]*events.Event
+	// landlock counts the Landlock events from kernel audit records.
+	landlock int
 }
 
 // Open creates a session: it starts the supervisor in fresh namespaces,
@@ -136,8 +165,11 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if err != nil {
 		return nil, &Error{Code: CodeInvalid, Message: "network: " + err.Error()}
 	}
-	s := &Session{id: id, plan: p, bus: bus, pending: map[string]*pending{}, readDone: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
+	s := &Session{id: id, plan: p, bus: bus, caps: &pol.Capabilities, pending: map[string]*pending{}, readDone: make(chan struct{}), stderr: &tailBuffer{max: 4096}}
 	s.allow.Store(allow)
+	s.pol, s.basePlan, s.execPlan = pol, p, p
+	lim := p.Limits
+	s.limits.Store(&lim)
 	s.ctx, s.stop = context.WithCancel(context.Background())
 	cleanup := []func(){s.stop}
 	fail := func(err error) (*Session, error) {
@@ -153,6 +185,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	if foreign(o.Caller) {
 		walker = o.Caller.UID
 	}
+	s.walker, s.ids = walker, ids
 	var tree *os.File
 	if ids.rootful {
 		if tree, err = idmappedWorkspace(ws, walker, ids.hostUID+1, ids.hostGID+1); err != nil {
@@ -168,6 +201,14 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 			s.cg = cg
 			p.Limits.CgroupManaged = true
 			cleanup = append(cleanup, func() { cg.Destroy() })
+		}
+	}
+	if ids.rootful && o.KernelAudit == KernelAuditAuto {
+		if err := hostAudit.acquire(); err != nil {
+			warnings = append(warnings, "Landlock denials of commands are not read from the kernel audit log ("+err.Error()+"): refused writes are still reported, other Landlock refusals (reads, ioctls, signals) are not")
+		} else {
+			p.LandlockAudit = true
+			cleanup = append(cleanup, func() { _ = hostAudit.release() })
 		}
 	}
 	tIDs := time.Now()
@@ -246,7 +287,12 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		return fail(s.setupError(errors.New(r.Ready.Error)))
 	}
 	s.created = time.Now()
+	if p.LandlockAudit {
+		s.audit = newSessionAudit(r.Ready.AuditSession, cmd.Process.Pid)
+		hostAudit.add(s)
+	}
 	go s.read()
+	s.egress = egressMine
 	go s.serveEgress(egressMine, s.egressConfig(o))
 
 	timing := map[string]int64{
@@ -259,13 +305,13 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	detail := map[string]any{
 		"workspace": ws, "landlock_abi": r.Ready.LandlockABI, "rootful": ids.rootful,
-		"host_uid": ids.hostUID, "cgroup": s.cg != nil,
+		"host_uid": ids.hostUID, "cgroup": s.cg != nil, "landlock_audit": p.LandlockAudit,
 	}
 	if protected := protectedPaths(p); len(protected) > 0 {
 		detail["protected"] = protected
 	}
-	if warnings = append(warnings, r.Ready.Warnings...); len(warnings) > 0 {
-		detail["warnings"] = warnings
+	if w := append(r.Ready.Warnings, warnings...); len(w) > 0 {
+		detail["warnings"] = w
 	}
 	bus.Publish(&events.Event{Session: id, Kind: events.SessionStart, Detail: detail, Timing: timing})
 	return s, nil
@@ -388,7 +434,7 @@ func (s *Session) Bus() *events.Bus { return s.bus }
 // CallTimeout returns the wall-clock timeout a call gets when its
 // request sets none: the policy's, or the runtime's default.
 func (s *Session) CallTimeout() time.Duration {
-	return time.Duration(s.plan.Limits.TimeoutMS) * time.Millisecond
+	return time.Duration(s.limits.Load().TimeoutMS) * time.Millisecond
 }
 
 // read demultiplexes frames from the supervisor to pending calls.
@@ -413,7 +459,15 @@ func (s *Session) read() {
 			if pc != nil && pc.output != nil {
 				pc.output(string(r.Kind), r.Data)
 			}
+		case proto.KindSpawn:
+			if s.audit != nil {
+				s.audit.spawned(r.Call, r.PID)
+			}
 		case proto.KindResult:
+			if s.audit != nil && r.Result != nil {
+				s.settle(r.Call, r.Result.LandlockPending)
+				s.audit.ended(r.Call)
+			}
 			s.mu.Lock()
 			pc := s.pending[r.Call]
 			delete(s.pending, r.Call)
@@ -523,6 +577,10 @@ func (s *Session) Close() error {
 		<-s.readDone
 		if s.cg != nil {
 			s.closeErr = s.cg.Destroy()
+		}
+		if s.audit != nil {
+			hostAudit.remove(s)
+			s.closeErr = errors.Join(s.closeErr, hostAudit.release())
 		}
 		s.bus.Publish(&events.Event{Session: s.id, Kind: events.SessionStop,
 			Timing: map[string]int64{"teardown_us": time.Since(t0).Microseconds(), "lifetime_us": time.Since(s.created).Microseconds()}})

@@ -42,3 +42,7 @@ func (s *Session) ListDir(ctx context.Context, p string) ([]FileInfo, error) {
 	return nil, errUnsupported
 }
 func (s *Session) Stat(ctx context.Context, p string) (*FileInfo, error) { return nil, errUnsupported }
+func (s *Session) AllowHosts(hosts ...string) error                      { return errUnsupported }
+func (s *Session) AllowedHosts() []string                                { return nil }
+func (s *Session) ApplyGrants(caps []string) error                       { return errUnsupported }
+func (s *Session) Grants() []string                                      { return nil }

@@ -16,25 +16,39 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/term"
 
+	"github.com/cordon-sandbox/cordon/audit"
 	"github.com/cordon-sandbox/cordon/daemon"
 	"github.com/cordon-sandbox/cordon/events"
 )
 
 func serveCommand() *cobra.Command {
-	var socket, policyFile, eventsFile string
+	var socket, policyFile, eventsFile, auditFile string
 	cmd := &cobra.Command{
-		Use:   "serve [--socket PATH] [--policy FILE] [--events FILE]",
+		Use:   "serve [--socket PATH] [--policy FILE] [--events FILE] [--audit FILE]",
 		Short: "Run the daemon: sessions over an HTTP API on a unix socket",
 		Long: `Run the daemon. It serves API v1 (docs/api.md) on a unix socket, by default
 /run/cordon/cordon.sock for root and $XDG_RUNTIME_DIR/cordon.sock for a user.
 A session belongs to the uid that created it (socket peer credentials). On
 SIGTERM or SIGINT it closes every session and exits; on start it removes what
-a crashed earlier daemon left behind.`,
+a crashed earlier daemon left behind.
+
+Capability grants (docs/grants.md) are recorded in the audit log given with
+--audit, opened at start; by default $XDG_STATE_HOME/cordon/audit.jsonl
+(~/.local/state/cordon/audit.jsonl without it, /var/lib/cordon/audit.jsonl
+for root), opened at the first grant request. One process at a time writes a
+log: a request that finds the log taken fails, and says so.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			pol, err := loadPolicy(policyFile)
+			pol, text, err := readPolicy(policyFile)
 			if err != nil {
 				return err
+			}
+			log, err := openAudit(auditFile)
+			if err != nil {
+				return err
+			}
+			if log != nil {
+				defer log.Close()
 			}
 			if socket == "" {
 				if socket, err = daemon.DefaultSocket(); err != nil {
@@ -56,7 +70,7 @@ a crashed earlier daemon left behind.`,
 				fmt.Fprintf(os.Stderr, "cordon: removed %d sessions' cgroups left by an earlier daemon\n", n)
 			}
 			defer os.Remove(socket)
-			srv := daemon.New(daemon.Options{Policy: pol, Bus: bus, Socket: socket})
+			srv := daemon.New(daemon.Options{Policy: pol, PolicyText: text, Bus: bus, Socket: socket, Audit: log, AuditPath: audit.DefaultPath()})
 			ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, os.Interrupt)
 			defer stop()
 			errc := make(chan error, 1)
@@ -76,25 +90,47 @@ a crashed earlier daemon left behind.`,
 	f.StringVar(&socket, "socket", "", "unix socket to listen on (default: see above)")
 	f.StringVar(&policyFile, "policy", "", "policy of sessions created without one (default: the embedded default policy)")
 	f.StringVar(&eventsFile, "events", "", "append every session's events to this JSONL file")
+	f.StringVar(&auditFile, "audit", "", "the audit log of capability grants (default: see above)")
 	return cmd
+}
+
+// openAudit opens the audit log given with --audit; with none it
+// returns nil, and the daemon opens audit.DefaultPath() when a grant is
+// first requested, so that daemons and MCP servers that never grant
+// anything do not contend for the default log.
+func openAudit(path string) (*audit.Log, error) {
+	if path == "" {
+		return nil, nil
+	}
+	return audit.Open(path)
 }
 
 // clientFlags adds --socket to a client command and returns a function
 // that makes the client.
 func clientFlags(cmd *cobra.Command) func() (*daemon.Client, error) {
+	socket := socketFlag(cmd)
+	return func() (*daemon.Client, error) {
+		s, err := socket()
+		if err != nil {
+			return nil, err
+		}
+		return daemon.NewClient(s), nil
+	}
+}
+
+// socketFlag adds --socket to a client command and returns a function
+// that says which socket to use.
+func socketFlag(cmd *cobra.Command) func() (string, error) {
 	var socket string
 	cmd.Flags().StringVar(&socket, "socket", "", "the daemon's socket (default: $CORDON_SOCKET, or the daemon's default)")
-	return func() (*daemon.Client, error) {
+	return func() (string, error) {
 		if socket == "" {
 			socket = os.Getenv("CORDON_SOCKET")
 		}
 		if socket == "" {
-			var err error
-			if socket, err = daemon.DefaultSocket(); err != nil {
-				return nil, err
-			}
+			return daemon.DefaultSocket()
 		}
-		return daemon.NewClient(socket), nil
+		return socket, nil
 	}
 }
 

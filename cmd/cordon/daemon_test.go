@@ -15,30 +15,7 @@ import (
 // TestDaemonClients drives `cordon serve` with the CLI clients:
 // session create, exec (streamed and --json), session list, session rm.
 func TestDaemonClients(t *testing.T) {
-	dir, err := os.MkdirTemp("", "cordon-cli-daemon-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(dir)
-	socket := filepath.Join(dir, "d.sock")
-	serve := exec.Command(os.Args[0], "serve", "--socket", socket)
-	serve.Env = append(os.Environ(), "CORDON_TEST_MAIN=1")
-	if err := serve.Start(); err != nil {
-		t.Fatal(err)
-	}
-	defer func() {
-		serve.Process.Signal(syscall.SIGTERM)
-		if err := serve.Wait(); err != nil {
-			t.Errorf("serve after SIGTERM: %v", err)
-		}
-	}()
-	for i := 0; i < 250; i++ {
-		if c, err := net.Dial("unix", socket); err == nil {
-			c.Close()
-			break
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	socket, _ := startServe(t)
 	os.Setenv("CORDON_SOCKET", socket)
 	defer os.Unsetenv("CORDON_SOCKET")
 
@@ -71,4 +48,37 @@ func TestDaemonClients(t *testing.T) {
 	if o := cordon(t, ws, "", "session", "list"); strings.Contains(o.stdout, id) {
 		t.Errorf("removed session still listed: %+v", o)
 	}
+}
+
+// startServe runs `cordon serve` with args on a socket in a fresh
+// directory, its audit log there too, until the test ends (then SIGTERM,
+// and it must exit cleanly). It returns the socket and the audit log.
+func startServe(t *testing.T, args ...string) (socket, auditLog string) {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cordon-cli-daemon-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	socket, auditLog = filepath.Join(dir, "d.sock"), filepath.Join(dir, "audit.jsonl")
+	serve := exec.Command(os.Args[0], append([]string{"serve", "--socket", socket, "--audit", auditLog}, args...)...)
+	serve.Env = append(os.Environ(), "CORDON_TEST_MAIN=1")
+	if err := serve.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		serve.Process.Signal(syscall.SIGTERM)
+		if err := serve.Wait(); err != nil {
+			t.Errorf("serve after SIGTERM: %v", err)
+		}
+		os.RemoveAll(dir)
+	})
+	for i := 0; i < 250; i++ {
+		if c, err := net.Dial("unix", socket); err == nil {
+			c.Close()
+			return socket, auditLog
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatal("cordon serve did not start")
+	return
 }

@@ -30,7 +30,7 @@ func main() {
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(runCommand(), policyCommand(), auditCommand(), serveCommand(), sessionCommand(), execCommand(), mcpCommand(), eventsCommand(), benchCommand(), redteamCommand())
+	root.AddCommand(runCommand(), policyCommand(), auditCommand(), serveCommand(), sessionCommand(), execCommand(), grantCommand(), mcpCommand(), eventsCommand(), benchCommand(), redteamCommand())
 	err := root.ExecuteContext(context.Background())
 	var ee *exitError
 	switch {

@@ -231,6 +231,7 @@ func TestRunJSON(t *testing.T) {
 		Truncated    *bool             `json:"truncated"`
 		TimedOut     *bool             `json:"timed_out"`
 		Denials      []json.RawMessage `json:"denials"`
+		Explanation  string            `json:"explanation"`
 		Timing       map[string]int64  `json:"timing"`
 	}
 	dec := json.NewDecoder(strings.NewReader(o.stdout))
@@ -247,6 +248,9 @@ func TestRunJSON(t *testing.T) {
 	}
 	if len(r.Denials) != 1 || !strings.Contains(string(r.Denials[0]), `"layer":"seccomp"`) {
 		t.Errorf("denials %s", r.Denials)
+	}
+	if !strings.Contains(r.Explanation, "seccomp.deny.unshare_newns") {
+		t.Errorf("explanation %q", r.Explanation)
 	}
 	o = cordon(t, ws, "", "run", "--json", "--timeout", "200ms", "--", "sleep", "5")
 	if o.code != 137 || !strings.Contains(o.stdout, `"timed_out":true`) || !strings.Contains(o.stdout, `"signal":"SIGKILL"`) {

@@ -9,6 +9,7 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -18,17 +19,16 @@ import (
 	"github.com/spf13/cobra"
 	"golang.org/x/sys/unix"
 
+	"github.com/cordon-sandbox/cordon/audit"
+	"github.com/cordon-sandbox/cordon/daemon"
 	"github.com/cordon-sandbox/cordon/mcpserver"
-	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
 // mcpOptions are the flags of `cordon mcp`.
 type mcpOptions struct {
 	workspace, policyFile, eventsFile string
-	// auditFile is the audit log of capability grants. It belongs to
-	// request_capability, which comes with the grants subsystem: until
-	// then it is accepted, so that configurations can name it, and
-	// unused.
+	// auditFile is the audit log of capability grants; empty means
+	// audit.DefaultPath(), opened at the first request.
 	auditFile string
 	// http is where to serve streamable HTTP ("127.0.0.1:8765",
 	// "unix:/path"); empty means stdio.
@@ -40,14 +40,23 @@ func mcpCommand() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "mcp [flags]",
 		Short: "Serve a session's tools to an agent over MCP (stdio or streamable HTTP)",
-		Long: `Serve the tools bash, read_file, write_file, edit_file and list_files over the
-Model Context Protocol. Every call runs inside a cordon session on the
-workspace; a refused operation comes back explained in the tool result.
+		Long: `Serve the tools bash, read_file, write_file, edit_file, list_files and
+request_capability over the Model Context Protocol. Every call runs inside a
+cordon session on the workspace; a refused operation comes back explained in
+the tool result.
 
 Over stdio (the default) one session lives as long as the connection. With
 --http ADDR the server speaks streamable HTTP on a loopback address
 (127.0.0.1:8765, [::1]:8765) or a unix socket (unix:/path), and each MCP
-connection gets a session of its own. See docs/mcp.md for agent setup.`,
+connection gets a session of its own. See docs/mcp.md for agent setup.
+
+The sessions belong to a daemon inside this process, which serves the API of
+cordon serve on a private socket (mode 0600, in a new directory under
+$XDG_RUNTIME_DIR or the temporary directory; its path is printed on
+stderr). A person decides capability requests there: cordon grant list,
+approve and deny with --socket PATH. Grants are recorded in the audit log
+given with --audit, opened at start; by default in the daemon's default log
+(see cordon serve --help), opened at the first request.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error { return serveMCP(cmd.Context(), o) },
 	}
@@ -55,13 +64,13 @@ connection gets a session of its own. See docs/mcp.md for agent setup.`,
 	f.StringVar(&o.workspace, "workspace", "", "workspace directory (default: the current directory)")
 	f.StringVar(&o.policyFile, "policy", "", "policy file (default: the embedded default policy)")
 	f.StringVar(&o.eventsFile, "events", "", "append the sessions' events to this JSONL file")
-	f.StringVar(&o.auditFile, "audit", "", "audit log of capability grants (not used yet: request_capability is not in this release)")
+	f.StringVar(&o.auditFile, "audit", "", "audit log of capability grants (default: see above)")
 	f.StringVar(&o.http, "http", "", "serve streamable HTTP on a loopback ADDR or unix:/path instead of stdio")
 	return cmd
 }
 
 func serveMCP(ctx context.Context, o mcpOptions) error {
-	pol, err := loadPolicy(o.policyFile)
+	pol, text, err := readPolicy(o.policyFile)
 	if err != nil {
 		return err
 	}
@@ -75,18 +84,43 @@ func serveMCP(ctx context.Context, o mcpOptions) error {
 		return err
 	}
 	defer closeEvents()
-	if o.auditFile != "" {
-		fmt.Fprintln(os.Stderr, "cordon mcp: --audit is not used yet: capability grants (request_capability) are not in this release")
+	log, err := openAudit(o.auditFile)
+	if err != nil {
+		return err
+	}
+	if log != nil {
+		defer log.Close()
 	}
 	ctx, stop := signal.NotifyContext(ctx, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	so := mcpserver.Options{Version: version(), MaxOutput: mcpserver.DefaultMaxOutput}
+	// The sessions are an in-process daemon's, so that a person can
+	// decide their capability requests over its socket.
+	socket, cleanup, err := privateSocket()
+	if err != nil {
+		return err
+	}
+	defer cleanup()
+	dln, err := daemon.Listen(socket)
+	if err != nil {
+		return err
+	}
+	srv := daemon.New(daemon.Options{Policy: pol, PolicyText: text, Bus: bus, Socket: socket,
+		Audit: log, AuditPath: audit.DefaultPath(), CgroupParent: "cordon"})
+	go srv.Serve(dln)
+	defer func() {
+		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		srv.Shutdown(sctx)
+	}()
+	fmt.Fprintf(os.Stderr, "cordon mcp: capability requests are decided with cordon grant list|approve|deny --socket %s\n", socket)
+
+	so := mcpserver.Options{Version: version(), MaxOutput: mcpserver.DefaultMaxOutput, Grants: srv, GrantSocket: socket}
 	if out := int64(pol.Limits.Output); out > 0 {
 		so.MaxOutput = min(so.MaxOutput, out)
 	}
 	open := func(ctx context.Context) (mcpserver.Session, error) {
-		s, err := sandbox.Open(ctx, sandbox.Options{Policy: pol, Workspace: o.workspace, Bus: bus})
+		s, err := srv.OpenSession(ctx, daemon.CreateRequest{Workspace: o.workspace})
 		if err != nil {
 			return nil, err
 		}
@@ -182,6 +216,23 @@ func listenUnix(path string) (net.Listener, error) {
 	ln, err := net.Listen("unix", path)
 	unix.Umask(old)
 	return ln, err
+}
+
+// privateSocket makes a directory only this user can enter, under
+// $XDG_RUNTIME_DIR or else the temporary directory, and returns the path
+// of the in-process daemon's socket in it, with the function that removes
+// both. A session sees neither: its /tmp is its own, and no policy's
+// default view has /run.
+func privateSocket() (string, func(), error) {
+	base := os.Getenv("XDG_RUNTIME_DIR")
+	if !filepath.IsAbs(base) {
+		base = ""
+	}
+	dir, err := os.MkdirTemp(base, "cordon-mcp-")
+	if err != nil {
+		return "", nil, fmt.Errorf("making the grant socket's directory: %w", err)
+	}
+	return filepath.Join(dir, "grants.sock"), func() { os.RemoveAll(dir) }, nil
 }
 
 // version is the module version cordon was built as, "(devel)" in a

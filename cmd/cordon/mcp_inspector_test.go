@@ -75,7 +75,7 @@ func TestMCPInspector(t *testing.T) {
 			t.Errorf("tool %s: no description or object schema", tool.Name)
 		}
 	}
-	if !ok || strings.Join(names, " ") != "bash edit_file list_files read_file write_file" {
+	if !ok || strings.Join(names, " ") != "bash edit_file list_files read_file request_capability write_file" {
 		t.Errorf("tools/list: %v\n%s", names, out)
 	}
 

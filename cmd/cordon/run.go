@@ -109,14 +109,22 @@ func eventBus(path string) (*events.Bus, func() error, error) {
 }
 
 func loadPolicy(path string) (*policy.Policy, error) {
+	p, _, err := readPolicy(path)
+	return p, err
+}
+
+// readPolicy reads the policy file at path, or the default policy, and
+// returns it with its text (whose hash the audit log records).
+func readPolicy(path string) (*policy.Policy, []byte, error) {
 	if path == "" {
-		return policy.Default(), nil
+		return policy.Default(), policy.DefaultYAML(), nil
 	}
 	data, err := os.ReadFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("reading policy: %w", err)
+		return nil, nil, fmt.Errorf("reading policy: %w", err)
 	}
-	return policy.Parse(data, path)
+	p, err := policy.Parse(data, path)
+	return p, data, err
 }
 
 // describe renders a deny or limit event as one line for a person.

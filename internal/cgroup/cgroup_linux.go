@@ -122,6 +122,43 @@ func (g *Group) limit(memory, pids int64, memFile, swapFile string) error {
 	return nil
 }
 
+// SetLimits changes the limits of a live group (0: none). In cgroup v1
+// the memory+swap bound must never be below the memory bound, so the
+// order of the two writes follows the direction of the change.
+func (g *Group) SetLimits(memory, pids int64) error {
+	num := func(v int64) string {
+		switch {
+		case v > 0:
+			return strconv.FormatInt(v, 10)
+		case g.V2:
+			return "max"
+		default:
+			return "-1"
+		}
+	}
+	if g.V2 {
+		if err := write(g.memory, "memory.max", num(memory)); err != nil {
+			return err
+		}
+	} else {
+		files := []string{"memory.memsw.limit_in_bytes", "memory.limit_in_bytes"} // raising
+		var cur int64
+		if b, err := os.ReadFile(filepath.Join(g.memory, "memory.limit_in_bytes")); err == nil {
+			cur, _ = strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+		}
+		if memory > 0 && memory < cur {
+			files[0], files[1] = files[1], files[0]
+		}
+		for _, f := range files {
+			err := write(g.memory, f, num(memory))
+			if err != nil && f == "memory.limit_in_bytes" {
+				return err
+			}
+		}
+	}
+	return write(g.pids, "pids.max", num(pids))
+}
+
 func write(dir, file, v string) error {
 	if err := os.WriteFile(filepath.Join(dir, file), []byte(v), 0); err != nil {
 		return fmt.Errorf("setting %s: %w", file, err)

@@ -40,8 +40,13 @@
 //
 // Records are written only while auditing is enabled. If it is off, Open
 // turns it on (AUDIT_SET with only the enabled bit in the mask), and the
-// process's last Close turns it off again, unless someone else changed it
-// or an audit daemon registered meanwhile (ErrNotRestored). If it is
+// last Close turns it off again, unless someone else changed it or an
+// audit daemon registered meanwhile (ErrNotRestored). "Last" counts every
+// process that reads at the same time: they share the duty through flocks
+// on two files under /run (share_linux.go), so one that closes does not
+// turn auditing off under another, and the last removes the files; a
+// process that died without closing leaves its record there for the next
+// one to restore. If it is
 // locked (enabled=2) it is on and left so. The failure mode, rate limit,
 // backlog limit and backlog wait time are never changed. What enabling
 // does to the host while it is on: every audit record that anything on
@@ -51,7 +56,7 @@
 // remembers that audit was enabled once (audit_ever_enabled), and every
 // task created afterwards carries a syscall audit context until reboot
 // (a small cost per system call while audit is off). A process that dies
-// without Close leaves auditing on.
+// without Close leaves auditing on until the next reader's last Close.
 //
 // Losses are counted, not hidden: the kernel's backlog (Status.Lost, when
 // more than Status.BacklogLimit records wait for kauditd; Landlock's

@@ -1,6 +1,7 @@
 package kaudit
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"os"
@@ -65,6 +66,7 @@ func Open(opts Options) (*Reader, error) {
 		asm:    newAssembler(opts.Window, opts.MaxPending),
 		done:   make(chan struct{}),
 		quit:   make(chan struct{}),
+		synced: make(chan struct{}),
 	}
 	go r.loop()
 	return r, nil
@@ -102,6 +104,14 @@ type Reader struct {
 
 	overflows atomic.Uint64 // ENOBUFS: the kernel dropped records for us
 	dropped   atomic.Uint64 // Events not delivered: nobody took them before Close
+	delivered atomic.Uint64 // Events sent on events
+
+	// Sync requests: syncWant counts them, syncServed how many the loop
+	// has served; synced is closed (and replaced) at each serving.
+	syncMu     sync.Mutex
+	syncWant   uint64
+	syncServed uint64
+	synced     chan struct{}
 
 	loopErr error       // why loop stopped before Close, read after done
 	closing atomic.Bool // set before the file is closed
@@ -140,6 +150,7 @@ func (r *Reader) Close() error {
 		for _, e := range r.asm.flush() {
 			select {
 			case r.events <- e:
+				r.delivered.Add(1)
 			default:
 				r.dropped.Add(1)
 			}
@@ -154,10 +165,21 @@ func (r *Reader) loop() {
 	defer close(r.done)
 	buf := make([]byte, maxRecord)
 	for !r.closing.Load() {
+		if r.syncPending() {
+			if !r.drain(buf) {
+				return
+			}
+			continue
+		}
 		deadline, _ := r.asm.deadline() // zero: no deadline
 		if err := r.file.SetReadDeadline(deadline); err != nil {
 			r.stopped(err)
 			return
+		}
+		// A Sync that came after the check above may have had its
+		// wake-up overwritten by that deadline: look again.
+		if r.syncPending() {
+			continue
 		}
 		var typ uint16
 		var text []byte
@@ -175,27 +197,123 @@ func (r *Reader) loop() {
 		case err != nil:
 			r.stopped(err)
 			return
-		case rerr == unix.ENOBUFS:
-			r.overflows.Add(1)
-			continue
-		case rerr == unix.EINTR:
-			continue
-		case rerr != nil:
-			r.stopped(os.NewSyscallError("recvmsg(NETLINK_AUDIT)", rerr))
+		}
+		if !r.handle(typ, text, ok, rerr, now) {
 			return
-		case !ok:
-			continue
 		}
-		r.deliverAll(r.asm.expire(now))
-		if !interesting(typ) {
-			continue
-		}
-		rec, err := parseRecord(typ, string(text))
-		if err != nil {
-			continue
-		}
-		r.deliverAll(r.asm.add(rec, now))
 	}
+}
+
+// handle takes the outcome of one receive; false means the loop must
+// stop.
+func (r *Reader) handle(typ uint16, text []byte, ok bool, rerr error, now time.Time) bool {
+	switch {
+	case rerr == unix.ENOBUFS:
+		r.overflows.Add(1)
+		return true
+	case rerr == unix.EINTR:
+		return true
+	case rerr != nil:
+		r.stopped(os.NewSyscallError("recvmsg(NETLINK_AUDIT)", rerr))
+		return false
+	case !ok:
+		return true
+	}
+	r.deliverAll(r.asm.expire(now))
+	if !interesting(typ) {
+		return true
+	}
+	rec, err := parseRecord(typ, string(text))
+	if err != nil {
+		return true
+	}
+	r.deliverAll(r.asm.add(rec, now))
+	return true
+}
+
+// Sync returns once every record that had reached this Reader's socket
+// when it was called has been read, and the Events those records
+// completed have been sent on Events. It returns how many Events the
+// Reader had sent by then, counted from Open (as Delivered): a consumer
+// that has taken that many has seen them all.
+//
+// Sync does not wait for the kernel: a record reaches the socket when
+// kauditd, the kernel thread that sends audit records out, has taken it
+// from the kernel's queue, normally within microseconds of the audited
+// system call, but later when the host is busy. Asking the kernel how
+// many records it still holds (AUDIT_GET) would cost about half a
+// millisecond. So a caller that wants the denials of a process that has
+// exited (a tool call that ended) gets those kauditd has sent, which on
+// an idle host is all of them.
+func (r *Reader) Sync(ctx context.Context) (uint64, error) {
+	r.syncMu.Lock()
+	r.syncWant++
+	want := r.syncWant
+	r.syncMu.Unlock()
+	// Wake the loop from its wait for a record.
+	if err := r.file.SetReadDeadline(time.Unix(1, 0)); err != nil {
+		return 0, fmt.Errorf("syncing the audit reader: %w", err)
+	}
+	for {
+		r.syncMu.Lock()
+		served, synced := r.syncServed, r.synced
+		r.syncMu.Unlock()
+		if served >= want {
+			return r.delivered.Load(), nil
+		}
+		select {
+		case <-synced:
+		case <-ctx.Done():
+			return 0, ctx.Err()
+		case <-r.done:
+			return 0, errors.New("syncing the audit reader: it is closed")
+		}
+	}
+}
+
+// Delivered counts the Events sent on Events since Open.
+func (r *Reader) Delivered() uint64 { return r.delivered.Load() }
+
+func (r *Reader) syncPending() bool {
+	r.syncMu.Lock()
+	defer r.syncMu.Unlock()
+	return r.syncWant > r.syncServed
+}
+
+// drain serves the Sync requests made so far: it reads what the socket
+// holds without waiting (Control, unlike Read, ignores the deadline Sync
+// set to wake the loop), delivers what that completes, and marks the
+// requests served. False means the loop must stop.
+func (r *Reader) drain(buf []byte) bool {
+	r.syncMu.Lock()
+	want := r.syncWant
+	r.syncMu.Unlock()
+	for {
+		var typ uint16
+		var text []byte
+		var ok bool
+		var rerr error
+		err := r.conn.Control(func(fd uintptr) {
+			typ, text, ok, rerr = receive(int(fd), buf)
+		})
+		if err != nil {
+			r.stopped(err)
+			return false
+		}
+		if rerr == unix.EAGAIN {
+			break
+		}
+		if !r.handle(typ, text, ok, rerr, time.Now()) {
+			return false
+		}
+	}
+	r.deliverAll(r.asm.expire(time.Now()))
+	r.syncMu.Lock()
+	r.syncServed = want
+	close(r.synced)
+	r.synced = make(chan struct{})
+	r.syncMu.Unlock()
+	return true
 }
 
 // stopped records why the loop ends, unless Close ended it.
@@ -225,6 +343,7 @@ func (r *Reader) deliverAll(es []Event) {
 func (r *Reader) deliver(e Event) {
 	select {
 	case r.events <- e:
+		r.delivered.Add(1)
 	case <-r.quit:
 		r.dropped.Add(1)
 	}
@@ -232,14 +351,20 @@ func (r *Reader) deliver(e Event) {
 
 // hostAudit is this process's share of the host's audit enabled flag:
 // the first Reader enables auditing if it was off, the last one to close
-// turns it off again. Other processes are not coordinated with.
+// turns it off again. Processes that read at the same time (a daemon,
+// `cordon run`, test binaries running in parallel) share the duty
+// through two files under /run (see sharedState): the last of them to
+// close restores the setting the first found, so that no process turns
+// auditing off under another. Where the files cannot be used, each
+// process restores what it found itself.
 var hostAudit auditUsers
 
 type auditUsers struct {
 	mu    sync.Mutex
 	users int
-	// restore is set when this process enabled auditing: the value to
-	// put back, and the daemon pid seen at the time.
+	share *sharedState // nil: not shared with other processes
+	// restore is set when this process alone must put back the enabled
+	// value prev, if the audit daemon is still prevDaemon.
 	restore    bool
 	prev       uint32
 	prevDaemon uint32
@@ -257,6 +382,20 @@ func (u *auditUsers) acquire() error {
 		return classify(err)
 	}
 	defer unix.Close(fd)
+	// A record left by a process that had auditing on for cordon and
+	// died without closing says what to put back; it is kept.
+	share, _ := lockShared()
+	failed := true
+	if share != nil {
+		defer func() {
+			if failed {
+				share.leave()
+				share.close()
+			} else {
+				share.unlock()
+			}
+		}()
+	}
 	s, err := getStatus(fd, nextSeq())
 	if err != nil {
 		return classify(err)
@@ -265,8 +404,13 @@ func (u *auditUsers) acquire() error {
 		if err := setEnabled(fd, 1, nextSeq()); err != nil {
 			return fmt.Errorf("enabling audit: %w", classify(err))
 		}
-		u.restore, u.prev, u.prevDaemon = true, s.Enabled, s.PID
+		if _, saved := share.load(); share != nil && !saved {
+			share.save(savedState{prev: 0, daemon: s.PID})
+		}
+		u.restore, u.prev, u.prevDaemon = share == nil, 0, s.PID
 	}
+	failed = false
+	u.share = share
 	u.users = 1
 	return nil
 }
@@ -278,27 +422,45 @@ func (u *auditUsers) release() error {
 		return nil
 	}
 	u.users--
-	if u.users > 0 || !u.restore {
+	if u.users > 0 {
+		return nil
+	}
+	prev, daemon := u.prev, u.prevDaemon
+	if u.share != nil {
+		share := u.share
+		u.share = nil
+		share.lock()
+		defer share.close()
+		saved, ok := share.load()
+		share.clear()
+		if last := share.leave(); !last || !ok {
+			if !last && ok {
+				share.save(saved) // another process reads: it restores
+			}
+			return nil
+		}
+		prev, daemon = saved.prev, saved.daemon
+	} else if !u.restore {
 		return nil
 	}
 	u.restore = false
 	fd, err := openAudit(0)
 	if err != nil {
-		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+		return fmt.Errorf("restoring audit enabled=%d: %w", prev, err)
 	}
 	defer unix.Close(fd)
 	s, err := getStatus(fd, nextSeq())
 	if err != nil {
-		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+		return fmt.Errorf("restoring audit enabled=%d: %w", prev, err)
 	}
 	switch {
 	case s.Enabled != 1:
-		return fmt.Errorf("%w: enabled is %d, not the 1 this process set", ErrNotRestored, s.Enabled)
-	case s.PID != u.prevDaemon:
+		return fmt.Errorf("%w: enabled is %d, not the 1 cordon set", ErrNotRestored, s.Enabled)
+	case s.PID != daemon:
 		return fmt.Errorf("%w: an audit daemon (pid %d) registered meanwhile", ErrNotRestored, s.PID)
 	}
-	if err := setEnabled(fd, u.prev, nextSeq()); err != nil {
-		return fmt.Errorf("restoring audit enabled=%d: %w", u.prev, err)
+	if err := setEnabled(fd, prev, nextSeq()); err != nil {
+		return fmt.Errorf("restoring audit enabled=%d: %w", prev, err)
 	}
 	return nil
 }

@@ -1,9 +1,12 @@
 package kaudit
 
 import (
+	"bufio"
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -27,6 +30,7 @@ const (
 	childLandlocked = "landlocked"   // restrict, then exec sh -c $KAUDIT_SCRIPT
 	childUserNS     = "unprivileged" // try ReadStatus and Open, report
 	childNetNS      = "netns"        // try Open in a new network namespace
+	childHold       = "hold"         // Open, print "open", Close at stdin's end
 )
 
 // unprivilegedOK is what the unprivileged child prints when both calls
@@ -113,6 +117,16 @@ func TestChild(t *testing.T) {
 			t.Fatalf("Open: %v; want ErrNotPermitted", err)
 		}
 		fmt.Printf("%s\nOpen: %v\n", unprivilegedOK, err)
+	case childHold:
+		r, err := Open(Options{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		fmt.Println("open")
+		io.Copy(io.Discard, os.Stdin)
+		if err := r.Close(); err != nil {
+			t.Fatal(err)
+		}
 	default:
 		t.Fatalf("unknown child mode %q", os.Getenv(childEnv))
 	}
@@ -424,4 +438,113 @@ func runRefused(t *testing.T, mode string, attr *syscall.SysProcAttr) {
 		t.Fatalf("child: %v\n%s", err, out)
 	}
 	t.Logf("%s", out)
+}
+
+// TestSync: a consumer that takes as many Events as Sync counted has
+// every Event the Reader delivered before it, without waiting on a timer.
+// Sync does not wait for kauditd, so a denial of a process that just
+// exited may need another Sync; the test counts how many it took.
+func TestSync(t *testing.T) {
+	needAudit(t)
+	r := openReader(t)
+	var consumed uint64
+	take := func(upTo uint64) []*Denial {
+		var out []*Denial
+		for consumed < upTo {
+			select {
+			case e := <-r.Events():
+				consumed++
+				if e.Denial != nil {
+					out = append(out, e.Denial)
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatalf("Sync said %d events were delivered; only %d came", upTo, consumed)
+			}
+		}
+		return out
+	}
+	outside := t.TempDir()
+	first := 0
+	for i := range 5 {
+		c := runChild(t, outside, `echo x > "$OUT/denied-`+strconv.Itoa(i)+`"; echo y > "$ALLOWED/ok"`, true)
+		deadline := time.Now().Add(5 * time.Second)
+		for syncs := 1; ; syncs++ {
+			n, err := r.Sync(context.Background())
+			if err != nil {
+				t.Fatal(err)
+			}
+			found := false
+			for _, d := range take(n) {
+				found = found || (d.PID == c.pid && d.Path == outside && equal(d.Ops(), "fs.make_reg"))
+			}
+			if found {
+				if syncs == 1 {
+					first++
+				}
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("round %d: the child's denial did not come in 5s", i)
+			}
+			time.Sleep(100 * time.Microsecond)
+		}
+		if b, err := os.ReadFile(filepath.Join(c.allowed, "ok")); err != nil || string(b) != "y\n" {
+			t.Errorf("control: the allowed write: %q %v", b, err)
+		}
+	}
+	t.Logf("the first Sync after the child's exit had its denial in %d of 5 rounds", first)
+	// With nothing new, Sync returns at once with the same count.
+	t0 := time.Now()
+	n, err := r.Sync(context.Background())
+	if err != nil || n < consumed || time.Since(t0) > time.Second {
+		t.Errorf("idle Sync: %d (consumed %d), %v, took %v", n, consumed, err, time.Since(t0))
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	if _, err := r.Sync(ctx); err != nil && !errors.Is(err, context.Canceled) {
+		t.Errorf("Sync with a canceled context: %v", err)
+	}
+}
+
+// TestSharedAcrossProcesses: two processes read at once; the first to
+// close leaves auditing on for the other, the last puts the setting back
+// and removes the files they shared it through.
+func TestSharedAcrossProcesses(t *testing.T) {
+	needAudit(t)
+	before := settings(t)
+	if before.Enabled != 0 {
+		t.Skipf("auditing is on on this host (enabled=%d): nothing to restore", before.Enabled)
+	}
+	cmd := exec.Command(os.Args[0], "-test.run=^TestChild$")
+	cmd.Env = append(os.Environ(), childEnv+"="+childHold)
+	stdin, _ := cmd.StdinPipe()
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	if line, err := bufio.NewReader(out).ReadString('\n'); err != nil || line != "open\n" {
+		t.Fatalf("child: %q %v", line, err)
+	}
+	r, err := Open(Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := r.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if s := settings(t); s.Enabled != 1 {
+		t.Errorf("auditing off (enabled=%d) while the other process still reads", s.Enabled)
+	}
+	stdin.Close()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("child: %v", err)
+	}
+	if after := settings(t); after != before {
+		t.Errorf("settings %+v after both closed, %+v before", after, before)
+	}
+	for _, f := range []string{sharedLock, sharedUsers} {
+		if _, err := os.Stat(f); err == nil {
+			t.Errorf("%s left behind", f)
+		}
+	}
 }

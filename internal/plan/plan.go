@@ -59,6 +59,14 @@ type Plan struct {
 
 	// AllowPtrace widens the seccomp filter for a proc.ptrace grant.
 	AllowPtrace bool `json:"allow_ptrace"`
+
+	// LandlockAudit is set when the host reads Landlock's kernel audit
+	// records (package kaudit): the executor's domain then logs what it
+	// refuses after exec, and the executor gets an audit session of its
+	// own so that the host can tell the session's records from others'.
+	// Without it the supervisor's write observer predicts Landlock's
+	// refusals of writes instead.
+	LandlockAudit bool `json:"landlock_audit"`
 }
 
 // BindKind says what a bind's host source is.

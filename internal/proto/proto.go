@@ -22,6 +22,7 @@ import (
 	"sync"
 
 	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/plan"
 )
 
 // The hidden argv[1] values that start cordon's session stages.
@@ -53,6 +54,10 @@ const (
 	// OpStdin carries a chunk of a running call's stdin (the payload),
 	// or its end (Close).
 	OpStdin Op = "stdin"
+	// OpReconfigure asks the supervisor to serve new calls from a new
+	// executor under Plan (a grant widened what the kernel allows); the
+	// answer is a result frame for the request's call id.
+	OpReconfigure Op = "reconfigure"
 )
 
 // Request asks the executor to perform one tool call.
@@ -81,6 +86,12 @@ type Request struct {
 	// Received is when the host accepted the call, in Unix microseconds,
 	// so the executor can report queueing time.
 	Received int64 `json:"received,omitempty"`
+	// Plan is the new plan of OpReconfigure.
+	Plan *plan.Plan `json:"plan,omitempty"`
+	// Ruleset says the new executor is restricted by the Landlock
+	// ruleset the host passed on the egress socket just before, not by
+	// the supervisor's own.
+	Ruleset bool `json:"ruleset,omitempty"`
 }
 
 // Kind says what a Response frame carries.
@@ -90,7 +101,7 @@ type Kind string
 const (
 	KindStdout Kind = "stdout"
 	KindStderr Kind = "stderr"
-	KindSpawn  Kind = "spawn"  // executor → supervisor: call's root pid
+	KindSpawn  Kind = "spawn"  // executor → supervisor (→ host with plan.LandlockAudit): call's root pid
 	KindResult Kind = "result" // the call's final frame
 	KindEvent  Kind = "event"  // supervisor → host: an event not tied to a result
 	KindReady  Kind = "ready"  // first frame of a stage: setup finished
@@ -112,7 +123,11 @@ type Ready struct {
 	Timing      map[string]int64 `json:"timing,omitempty"`
 	LandlockABI int              `json:"landlock_abi"`
 	Warnings    []string         `json:"warnings,omitempty"`
-	Error       string           `json:"error,omitempty"`
+	// AuditSession is the kernel audit session id (ses=) of the
+	// executor and everything it runs, 0 when it has none of its own
+	// (plan.LandlockAudit unset, or the host's login uid was already set).
+	AuditSession uint32 `json:"audit_session,omitempty"`
+	Error        string `json:"error,omitempty"`
 }
 
 // Result is the outcome of one call, as the executor measured it.
@@ -138,6 +153,11 @@ type Result struct {
 	Error *CallError `json:"error,omitempty"`
 	// Denials collected by the supervisor while the call ran.
 	Denials []*events.Event `json:"denials,omitempty"`
+	// LandlockPending is how many Landlock refusals of writes the
+	// supervisor foresaw in the call (set when the host reads the
+	// kernel's audit log): the host waits a little for their records
+	// before it answers.
+	LandlockPending int `json:"landlock_pending,omitempty"`
 	// Timing of the call's phases in microseconds.
 	Timing map[string]int64 `json:"timing,omitempty"`
 	// Bytes counts output produced (before truncation) and input taken.

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 
 	"github.com/landlock-lsm/go-landlock/landlock"
 	ll "github.com/landlock-lsm/go-landlock/landlock/syscall"
@@ -27,6 +28,11 @@ type Options struct {
 	// (package kaudit): while audit is on, a host's auditd receives every
 	// logged denial of the session too.
 	LogNewExec bool
+	// ExeFD, when positive, is an O_PATH descriptor of the cordon binary,
+	// for a caller to whom /proc/self/exe does not name it (a host thread
+	// that joined the session's mount namespace, where /proc is the
+	// session's).
+	ExeFD int
 }
 
 // For builds the session's Landlock ruleset with the zero Options.
@@ -49,24 +55,18 @@ func ForOptions(p *plan.Plan, o Options) (fd int, flags uint32, err error) {
 	if o.LogNewExec {
 		cfg = cfg.EnableLoggingForSubprocesses()
 	}
-	rw := []string{"/tmp", p.Home, "/dev/shm"}
+	w := WritableOf(p)
 	var ro, roFiles []string
 	for _, b := range p.Binds {
 		switch {
-		case b.Kind == plan.BindSymlink:
-		case b.Writable && b.Kind == plan.BindDir:
-			rw = append(rw, b.Target)
+		case b.Kind == plan.BindSymlink, b.Writable:
 		case b.Kind == plan.BindDir:
 			ro = append(ro, b.Target)
-		case b.Writable:
-			rw = append(rw, b.Target) // RWFiles below would also do; dirs and files share the rule here
 		default:
 			roFiles = append(roFiles, b.Target)
 		}
 	}
-	if p.WorkspaceWritable {
-		rw = append(rw, p.Workspace)
-	} else {
+	if !p.WorkspaceWritable {
 		ro = append(ro, p.Workspace)
 	}
 	rules := []landlock.Rule{
@@ -74,14 +74,24 @@ func ForOptions(p *plan.Plan, o Options) (fd int, flags uint32, err error) {
 		landlock.RODirs(ro...).IgnoreIfMissing(),
 		landlock.ROFiles(roFiles...).IgnoreIfMissing(),
 		landlock.RODirs("/proc", "/dev"),
-		landlock.RWDirs(rw...).WithRefer(),
-		landlock.RWFiles("/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"),
+		landlock.RWDirs(w.dirs...).WithRefer(),
+		// The harmless devices take ioctls too: none of them has one
+		// that does anything for a process without CAP_SYS_ADMIN in the
+		// initial namespace (null, zero and full answer ENOTTY to all;
+		// random and urandom allow only RNDGETENTCNT, a read of the
+		// entropy count). Without the right every isatty(3) on a
+		// redirection to /dev/null (TCGETS) would be a Landlock denial,
+		// an audit record and an event for nothing.
+		landlock.RWFiles(devices...).WithIoctlDev(),
 		landlock.RWFiles("/dev/tty").WithIoctlDev().IgnoreIfMissing(),
 		landlock.RWDirs("/dev/pts").WithIoctlDev(),
-		// The cordon binary itself, reached only through /proc/self/exe
-		// (it is not in the view): the executor is started inside the
-		// domain.
-		landlock.PathAccess(ll.AccessFSExecute|ll.AccessFSReadFile, "/proc/self/exe"),
+	}
+	// The cordon binary itself, reached only through /proc/self/exe
+	// (it is not in the view): the executor is started inside the
+	// domain.
+	const exeAccess = ll.AccessFSExecute | ll.AccessFSReadFile
+	if o.ExeFD <= 0 {
+		rules = append(rules, landlock.PathAccess(exeAccess, "/proc/self/exe"))
 	}
 	fd, flags, err = cfg.NewRulesetFD(rules...)
 	if err != nil {
@@ -90,7 +100,67 @@ func ForOptions(p *plan.Plan, o Options) (fd int, flags uint32, err error) {
 	if fd < 0 {
 		return -1, 0, errors.New("this kernel has no Landlock")
 	}
+	if o.ExeFD > 0 {
+		attr := ll.PathBeneathAttr{AllowedAccess: exeAccess, ParentFd: o.ExeFD}
+		if err := ll.LandlockAddPathBeneathRule(fd, &attr, 0); err != nil {
+			unix.Close(fd)
+			return -1, 0, fmt.Errorf("adding the cordon binary to the ruleset: %w", err)
+		}
+	}
 	return fd, flags, nil
+}
+
+// devices are the device files of the view that every session may read,
+// write and use ioctls on.
+var devices = []string{"/dev/null", "/dev/zero", "/dev/full", "/dev/random", "/dev/urandom"}
+
+// Writable is what the ruleset lets the untrusted tier modify: whole
+// directory hierarchies (every right below them) and single files. It is
+// the list ForOptions grants, so the supervisor's write observer can tell
+// a write that Landlock will refuse from the plan alone (when no kernel
+// audit reader reports those refusals itself).
+type Writable struct {
+	dirs, files []string
+}
+
+// WritableOf returns what the session of p may write: /tmp, $HOME,
+// /dev/shm, /dev/pts, the writable binds and the workspace when it is
+// writable; the harmless devices and /dev/tty.
+func WritableOf(p *plan.Plan) Writable {
+	w := Writable{dirs: []string{"/tmp", p.Home, "/dev/shm"}}
+	for _, b := range p.Binds {
+		if b.Writable && b.Kind != plan.BindSymlink {
+			// A writable file bind is granted like a directory; Landlock
+			// keeps the rights that apply to a file.
+			w.dirs = append(w.dirs, b.Target)
+		}
+	}
+	if p.WorkspaceWritable {
+		w.dirs = append(w.dirs, p.Workspace)
+	}
+	w.files = append(append(w.files, devices...), "/dev/tty")
+	return w
+}
+
+// Dirs are the granted directories: everything below each is writable.
+func (w Writable) Dirs() []string { return w.dirs }
+
+// Allows reports whether path (absolute and clean, as the view has it, no
+// symlink in it) lies where the ruleset lets the untrusted tier write: in
+// a granted directory or below it, or on a granted file. /dev/pts is
+// granted too, but nothing can be created there.
+func (w Writable) Allows(path string) bool {
+	for _, d := range append(w.dirs, "/dev/pts") {
+		if path == d || strings.HasPrefix(path, d+"/") || d == "/" {
+			return true
+		}
+	}
+	for _, f := range w.files {
+		if path == f {
+			return true
+		}
+	}
+	return false
 }
 
 // ABI returns the kernel's Landlock ABI version and the warnings a

@@ -46,3 +46,34 @@ func TestLogNewExecFlag(t *testing.T) {
 		t.Errorf("For flags %#x, want 0", flags)
 	}
 }
+
+// TestWritable checks the model of what the ruleset lets the session
+// write, which the supervisor's write observer predicts refusals from.
+func TestWritable(t *testing.T) {
+	p := &plan.Plan{
+		Home: "/home/cordon", Workspace: "/work/ws", WorkspaceWritable: true,
+		Binds: []plan.Bind{
+			{Target: "/usr", Kind: plan.BindDir},
+			{Target: "/opt/cache", Kind: plan.BindDir, Writable: true},
+			{Target: "/etc/app.conf", Kind: plan.BindFile, Writable: true},
+			{Target: "/bin", Kind: plan.BindSymlink, Writable: true},
+		},
+	}
+	w := WritableOf(p)
+	for path, want := range map[string]bool{
+		"/tmp": true, "/tmp/x/y": true, "/home/cordon/.cache": true, "/dev/shm/q": true,
+		"/work/ws": true, "/work/ws/a": true, "/opt/cache/z": true, "/etc/app.conf": true,
+		"/dev/null": true, "/dev/tty": true, "/dev/pts/0": true,
+		"/usr/x": false, "/work/wsx": false, "/work": false, "/proc/1/comm": false,
+		"/dev/nullx": false, "/dev": false, "/": false, "/bin/x": false, "/etc/app.conf2": false,
+		"/tmpfoo": false, "/home": false,
+	} {
+		if got := w.Allows(path); got != want {
+			t.Errorf("Allows(%q) = %v, want %v", path, got, want)
+		}
+	}
+	p.WorkspaceWritable = false
+	if WritableOf(p).Allows("/work/ws/a") {
+		t.Errorf("a read-only workspace is writable")
+	}
+}

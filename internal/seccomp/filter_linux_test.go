@@ -35,8 +35,20 @@ var specPtrace = []string{"ptrace", "process_vm_readv", "process_vm_writev"}
 // specWatched are handed to the supervisor to check, whatever the options.
 var specWatched = []string{"connect"}
 
+// specObserved are handed to the supervisor, which only reports, with
+// Options.ObserveWrites (open and openat only with a write flag).
+var specObserved = []string{
+	"open", "openat", "openat2", "creat", "mkdir", "mkdirat", "mknod", "mknodat",
+	"unlink", "unlinkat", "rmdir", "rename", "renameat", "renameat2",
+	"link", "linkat", "symlink", "symlinkat", "truncate", "chmod", "fchmodat", "fchmodat2",
+}
+
 // amd64Only are spec names that arm64 does not have.
-var amd64Only = map[string]bool{"iopl": true, "ioperm": true, "uselib": true}
+var amd64Only = map[string]bool{
+	"iopl": true, "ioperm": true, "uselib": true,
+	"open": true, "creat": true, "mkdir": true, "mknod": true, "unlink": true, "rmdir": true,
+	"rename": true, "link": true, "symlink": true, "chmod": true,
+}
 
 func resolve(t testing.TB, name string) (int32, bool) {
 	t.Helper()
@@ -322,6 +334,96 @@ func TestFilterCases(t *testing.T) {
 	}
 }
 
+// TestFilterObservesWrites: with ObserveWrites, writes by path are
+// notified (open and openat only with a write flag) and reads are not;
+// without it nothing of the set is.
+func TestFilterObservesWrites(t *testing.T) {
+	const (
+		rdonly    = 0x0
+		wronly    = 0x1
+		rdwr      = 0x2
+		creat     = 0x40
+		excl      = 0x80
+		trunc     = 0x200
+		appendF   = 0x400
+		directory = 0x10000
+		cloexec   = 0x80000
+		path      = 0x200000
+	)
+	for name, want := range map[string]int{"O_WRONLY": unix.O_WRONLY, "O_RDWR": unix.O_RDWR, "O_CREAT": unix.O_CREAT, "O_TRUNC": unix.O_TRUNC} {
+		if openWriteFlags&want == 0 {
+			t.Errorf("openWriteFlags %#x lacks %s (%#x)", openWriteFlags, name, want)
+		}
+	}
+	if openWriteFlags != unix.O_WRONLY|unix.O_RDWR|unix.O_CREAT|unix.O_TRUNC {
+		t.Errorf("openWriteFlags %#x", openWriteFlags)
+	}
+	vm := newVM(t, Options{ObserveWrites: true})
+	plain := newVM(t, Options{})
+	for _, name := range specObserved {
+		nr, ok := resolve(t, name)
+		if !ok {
+			continue
+		}
+		if !Observed(nr) || !Watched(nr) {
+			t.Errorf("%s: Observed %v, Watched %v", name, Observed(nr), Watched(nr))
+		}
+		if got := plain.run(t, native64(nr, 0xffffffff, 0xffffffff, 0xffffffff)); got != allow {
+			t.Errorf("%s without ObserveWrites: %s", name, verdictName(got))
+		}
+		if name == "open" || name == "openat" {
+			continue
+		}
+		if got := vm.run(t, native64(nr)); got != notify {
+			t.Errorf("%s: %s, want USER_NOTIF", name, verdictName(got))
+		}
+	}
+	for _, name := range []string{"read", "write", "ftruncate", "fchmod", "stat", "connect", "mount"} {
+		if nr, ok := native.number(name); ok && Observed(nr) {
+			t.Errorf("%s is Observed", name)
+		}
+	}
+	openat := func(flags uint64) call { return native64(unix.SYS_OPENAT, ^uint64(99), 0x7f00_0000_1000, flags, 0o644) }
+	for _, c := range []struct {
+		name string
+		c    call
+		want uint32
+	}{
+		{"openat O_RDONLY", openat(rdonly), allow},
+		{"openat O_RDONLY|O_CLOEXEC|O_DIRECTORY", openat(rdonly | cloexec | directory), allow},
+		{"openat O_PATH", openat(path | cloexec), allow},
+		{"openat O_RDONLY|O_EXCL (no O_CREAT)", openat(excl), allow},
+		{"openat O_RDONLY high bits", openat(0xffffffff_00000000), allow},
+		{"openat O_WRONLY", openat(wronly), notify},
+		{"openat O_RDWR", openat(rdwr | cloexec), notify},
+		{"openat O_CREAT (read-only create)", openat(creat), notify},
+		{"openat O_TRUNC", openat(trunc), notify},
+		{"openat O_WRONLY|O_CREAT|O_TRUNC", openat(wronly | creat | trunc), notify},
+		{"openat O_WRONLY|O_APPEND high bits", openat(0xdead_0000_0000_0000 | wronly | appendF), notify},
+		{"openat flags in arg1 only", native64(unix.SYS_OPENAT, wronly, wronly, rdonly), allow},
+	} {
+		if got := vm.run(t, c.c); got != c.want {
+			t.Errorf("%s: %s, want %s", c.name, verdictName(got), verdictName(c.want))
+		}
+	}
+	if nr, ok := native.number("open"); ok {
+		if got := vm.run(t, native64(nr, 0x7f00_0000_1000, rdonly|cloexec)); got != allow {
+			t.Errorf("open O_RDONLY: %s", verdictName(got))
+		}
+		if got := vm.run(t, native64(nr, 0x7f00_0000_1000, wronly|creat|trunc)); got != notify {
+			t.Errorf("open O_WRONLY|O_CREAT|O_TRUNC: %s", verdictName(got))
+		}
+	}
+	// The deny set is the same with and without observing.
+	for _, name := range specDenied {
+		if nr, ok := resolve(t, name); ok {
+			if got := vm.run(t, native64(nr)); got != notify || Watched(nr) {
+				t.Errorf("%s with ObserveWrites: %s, Watched %v", name, verdictName(got), Watched(nr))
+			}
+		}
+	}
+}
+
 // TestFilterAllowsEverythingElse checks every number up to well past the
 // highest syscall against the design: all but the listed ones are allowed.
 func TestFilterAllowsEverythingElse(t *testing.T) {
@@ -346,7 +448,7 @@ func TestFilterAllowsEverythingElse(t *testing.T) {
 // the kernel, every jump forward and in range, and nothing loaded but arch
 // and nr before the search reaches an argument-checking leaf.
 func TestFilterShape(t *testing.T) {
-	for _, opts := range []Options{{}, {AllowPtrace: true}} {
+	for _, opts := range []Options{{}, {AllowPtrace: true}, {ObserveWrites: true}} {
 		filter, err := Build(opts)
 		if err != nil {
 			t.Fatal(err)

@@ -39,6 +39,8 @@ const (
 	leafClone       // notify if arg0 has a namespace flag (not CLONE_NEWTIME)
 	leafIoctl       // notify if arg1 is TIOCSTI or TIOCLINUX
 	leafPersonality // notify unless arg0 is an allowed persona
+	leafOpenFlags1  // notify if arg1 (open's flags) has a write flag
+	leafOpenFlags2  // notify if arg2 (openat's flags) has a write flag
 )
 
 // span is a run of syscall numbers [lo, next span's lo) with one verdict.
@@ -72,6 +74,22 @@ func verdicts(a *archInfo, opts Options) (map[uint32]leaf, error) {
 			return nil, fmt.Errorf("building seccomp filter: no syscall number for %s", name)
 		}
 		v[uint32(nr)] = l
+	}
+	if opts.ObserveWrites {
+		for name := range observed {
+			nr, ok := a.number(name)
+			if !ok {
+				continue
+			}
+			switch name {
+			case "open":
+				v[uint32(nr)] = leafOpenFlags1
+			case "openat":
+				v[uint32(nr)] = leafOpenFlags2
+			default:
+				v[uint32(nr)] = leafNotify
+			}
+		}
 	}
 	return v, nil
 }
@@ -118,7 +136,8 @@ func spans(v map[uint32]leaf) []span {
 // nr and uses only jeq/jge/jset and ret, so the kernel's constant-action
 // cache (Linux 5.11+) can prove every unconditionally allowed number ALLOW
 // and skip the filter for it altogether; arguments are loaded only in the
-// leaves of unshare, clone, ioctl and personality.
+// leaves of unshare, clone, ioctl and personality, and with ObserveWrites
+// of open and openat.
 func program(a *archInfo, opts Options) ([]bpf.Instruction, error) {
 	if a == nil {
 		return nil, ErrNotSupported
@@ -180,6 +199,7 @@ func search(s []span, a *archInfo) ([]bpf.Instruction, error) {
 // seccomp_data.args are 64-bit, classic BPF loads 32-bit words in native
 // byte order. Every argument the filter tests is truncated to 32 bits by the
 // kernel before use: ioctl's cmd and personality's persona are unsigned int,
+// open's and openat's flags are int,
 // clone(2) keeps lower_32_bits(clone_flags), and unshare's namespace flags
 // all sit in the low word (unshare rejects unknown high bits with EINVAL).
 // So the high word cannot change what the call does, and comparing only the
@@ -200,13 +220,18 @@ func leafCode(l leaf, a *archInfo) []bpf.Instruction {
 		return []bpf.Instruction{notify}
 	case leafENOSYS:
 		return []bpf.Instruction{bpf.RetConstant{Val: retErrno | a.enosys}}
-	case leafUnshare, leafClone:
-		mask := uint32(unshareNSMask)
-		if l == leafClone {
+	case leafUnshare, leafClone, leafOpenFlags1, leafOpenFlags2:
+		arg, mask := 0, uint32(unshareNSMask)
+		switch l {
+		case leafClone:
 			mask = cloneNSMask
+		case leafOpenFlags1:
+			arg, mask = 1, openWriteFlags
+		case leafOpenFlags2:
+			arg, mask = 2, openWriteFlags
 		}
 		return []bpf.Instruction{
-			argLow(0, a),
+			argLow(arg, a),
 			bpf.JumpIf{Cond: bpf.JumpBitsSet, Val: mask, SkipFalse: 1},
 			notify,
 			allow,

@@ -87,10 +87,42 @@ var denials = []denial{
 // Watched reports whether notifications of the syscall are checks rather
 // than denials: connect is handed to the supervisor so that a connection
 // to a non-loopback address, which the session's network namespace cannot
-// route anyway, is refused with a reason and reported. The supervisor
-// answers such a notification itself, with Continue or a refusal; Explain
-// does not apply to it.
-func Watched(nr int32) bool { return Name(nr) == "connect" }
+// route anyway, is refused with a reason and reported, and the Observed
+// syscalls so that a write the view or Landlock will refuse is reported.
+// The supervisor answers such a notification itself, with Continue or a
+// refusal; Explain does not apply to it.
+func Watched(nr int32) bool {
+	n := Name(nr)
+	return n == "connect" || observed[n]
+}
+
+// Observed reports whether the syscall is one of the writes by path that
+// Options.ObserveWrites hands to the supervisor. Its notification is to
+// be answered with Continue, always: it only reports.
+func Observed(nr int32) bool { return observed[Name(nr)] }
+
+// observed are the system calls that create, change or remove a file by
+// its path, where a read-only mount (EROFS, or EACCES for a file of an
+// id the session does not map) or Landlock can refuse them. open and
+// openat are observed only with a write flag (openWriteFlags; the filter
+// tests the flags argument); openat2 keeps its flags in memory the filter
+// cannot read, so every openat2 is. Calls on a descriptor (ftruncate,
+// fchmod, write) are not: the descriptor was opened for writing already,
+// where the refusal would have been. Names an architecture lacks (open,
+// creat, mkdir, ... on arm64) are skipped.
+var observed = map[string]bool{
+	"open": true, "openat": true, "openat2": true, "creat": true,
+	"mkdir": true, "mkdirat": true, "mknod": true, "mknodat": true,
+	"unlink": true, "unlinkat": true, "rmdir": true,
+	"rename": true, "renameat": true, "renameat2": true,
+	"link": true, "linkat": true, "symlink": true, "symlinkat": true,
+	"truncate": true, "chmod": true, "fchmodat": true, "fchmodat2": true,
+}
+
+// openWriteFlags are the open(2) flags that make an open a write:
+// O_WRONLY, O_RDWR, O_CREAT and O_TRUNC (the same values on every
+// architecture with a filter here).
+const openWriteFlags = 0x1 | 0x2 | 0x40 | 0x200
 
 // Namespace flags shared by clone and unshare (include/uapi/linux/sched.h).
 const (

@@ -8,6 +8,12 @@ type Options struct {
 	// AllowPtrace is set when the proc.ptrace capability is granted: ptrace,
 	// process_vm_readv and process_vm_writev are then allowed.
 	AllowPtrace bool
+	// ObserveWrites hands the system calls that change the filesystem by
+	// path (Observed: opens with a write flag, creations, removals,
+	// renames, links, truncate, chmod) to the supervisor, which reports
+	// the ones that will be refused and lets every one of them run: the
+	// mounts and Landlock still decide. Reads stay unobserved.
+	ObserveWrites bool
 }
 
 // Notification is one SECCOMP_IOCTL_NOTIF_RECV result: a syscall that the

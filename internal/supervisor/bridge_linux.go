@@ -37,6 +37,9 @@ const maxExpected = 256
 type bridge struct {
 	host *net.UnixConn // to the host: one datagram per accepted connection
 	ln   *net.TCPListener
+	// rulesets are Landlock ruleset descriptors the host sends the other
+	// way on the same socket, for the next executor (a filesystem grant).
+	rulesets chan int
 
 	mu       sync.Mutex
 	expected []expectation // connects to the proxy port, oldest first
@@ -66,7 +69,35 @@ func listenProxy(host *os.File) (*bridge, error) {
 		c.Close()
 		return nil, errors.New("the host's egress socket is not a unix socket")
 	}
-	return &bridge{host: uc, ln: ln}, nil
+	b := &bridge{host: uc, ln: ln, rulesets: make(chan int, 4)}
+	go b.receive()
+	return b, nil
+}
+
+// receive takes the descriptors the host passes to the supervisor.
+func (b *bridge) receive() {
+	buf := make([]byte, 16)
+	oob := make([]byte, unix.CmsgSpace(4))
+	for {
+		n, oobn, _, _, err := b.host.ReadMsgUnix(buf, oob)
+		if err != nil || n == 0 {
+			return // the host is gone
+		}
+		msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+		if err != nil || len(msgs) != 1 || string(buf[:n]) != "ruleset" {
+			continue
+		}
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		if err != nil {
+			continue
+		}
+		for _, fd := range fds[1:] {
+			unix.Close(fd)
+		}
+		if len(fds) > 0 {
+			b.rulesets <- fds[0]
+		}
+	}
 }
 
 // expect notes that a process of call is connecting to the proxy port, so
@@ -148,7 +179,7 @@ func (n *notifier) connect(note seccomp.Notification, call string) {
 	}
 	reason := fmt.Sprintf("direct connection to %s refused: the session reaches the network only through cordon's egress proxy at http://127.0.0.1:%d (HTTP_PROXY, HTTPS_PROXY and ALL_PROXY name it)", dst, plan.ProxyPort)
 	e := &events.Event{
-		Time: time.Now(), Session: n.s.plan.Session, Call: call,
+		Time: time.Now(), Session: n.s.session(), Call: call,
 		Kind: events.Deny, Layer: events.LayerNet, Op: "net.connect", Target: dst.String(),
 		Rule:   "network.direct",
 		Detail: map[string]any{"pid": note.PID, "reason": reason},

@@ -27,14 +27,19 @@ const spawnWait = 200 * time.Millisecond
 // call whose process made it.
 type notifier struct {
 	s  *supervisor
+	x  *executor // whose seccomp filter the listener belongs to
 	fd int
 
-	mu    sync.Mutex
-	roots map[int]string // root pid of a call's process tree → call
+	mu       sync.Mutex
+	roots    map[int]string // root pid of a call's process tree → call
+	expected map[string]int // call → Landlock refusals its result is to wait for
+
+	viewOnce sync.Once
+	view     viewFacts // for the write observer
 }
 
-func newNotifier(s *supervisor, fd int) *notifier {
-	return &notifier{s: s, fd: fd, roots: map[int]string{}}
+func newNotifier(s *supervisor, x *executor, fd int) *notifier {
+	return &notifier{s: s, x: x, fd: fd, roots: map[int]string{}}
 }
 
 func (n *notifier) spawned(call string, pid int) {
@@ -54,8 +59,16 @@ func (n *notifier) end(call string) {
 	}
 }
 
+// loop answers notifications until no process uses the filter any more
+// (a retired executor and everything it started have exited); a failure
+// of the listener ends the session.
 func (n *notifier) loop() {
 	for {
+		state, err := seccomp.Poll(n.fd, -1)
+		if err == nil && state == seccomp.ListenerOrphaned {
+			unix.Close(n.fd)
+			return
+		}
 		note, err := seccomp.Receive(n.fd)
 		if errors.Is(err, unix.ENOENT) {
 			continue // the caller died before we read it
@@ -64,6 +77,10 @@ func (n *notifier) loop() {
 			fmt.Fprintf(os.Stderr, "cordon supervisor: seccomp notifications: %v\n", err)
 			os.Exit(3)
 		}
+		if seccomp.Observed(note.Nr) {
+			n.observe(note)
+			continue
+		}
 		call := n.attribute(int(note.PID))
 		if seccomp.Watched(note.Nr) {
 			n.connect(note, call)
@@ -71,7 +88,7 @@ func (n *notifier) loop() {
 		}
 		rule := seccomp.Explain(note)
 		e := &events.Event{
-			Time: time.Now(), Session: n.s.plan.Session, Call: call,
+			Time: time.Now(), Session: n.s.session(), Call: call,
 			Kind: events.Deny, Layer: events.LayerSeccomp,
 			Op: rule.Syscall, Target: rule.Syscall, Rule: rule.Rule,
 			Detail: map[string]any{"pid": note.PID, "reason": rule.Detail},
@@ -123,7 +140,7 @@ func (n *notifier) lookup(pid int) (call string, root int, known bool) {
 				return c, g, true
 			}
 		}
-		if st.PPid == n.s.execPID {
+		if st.PPid == n.x.pid {
 			return "", p, false
 		}
 		p = st.PPid

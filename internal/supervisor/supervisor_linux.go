@@ -57,12 +57,30 @@ func Main() {
 }
 
 type supervisor struct {
-	plan     *plan.Plan
-	host     *proto.Conn
-	executor *proto.Conn
-	execPID  int
+	host   *proto.Conn
+	bridge *bridge
+
+	mu    sync.Mutex
+	plan  *plan.Plan           // the plan the current executor runs under
+	cur   *executor            // serves calls that start now
+	route map[string]*executor // in-flight call → the executor serving it
+
+	rulesetFD    int // the executors' Landlock ruleset (0: not built yet)
+	rulesetFlags uint32
+}
+
+// executor is one executor process: a session has one at a time serving
+// new calls, and a grant that widens what the kernel allows (Landlock and
+// seccomp can only narrow) starts a new one; the old one drains its calls
+// and exits, its background processes keep the rules they started with.
+type executor struct {
+	plan     *plan.Plan // what it was started under
+	conn     *proto.Conn
+	pid      int
 	notify   *notifier
-	bridge   *bridge
+	queue    *requestQueue
+	inflight int
+	retired  bool
 }
 
 func run(host *proto.Conn) error {
@@ -110,30 +128,36 @@ func run(host *proto.Conn) error {
 		return fmt.Errorf("waiting for the host to finish setup: %v", err)
 	}
 	startWait := time.Since(tWait)
-	s := &supervisor{plan: &p, host: host, bridge: br}
-	ready, err := s.startExecutor()
+	s := &supervisor{plan: &p, host: host, bridge: br, route: map[string]*executor{}}
+	x, ready, err := s.startExecutor(&p)
 	if err != nil {
 		return fmt.Errorf("starting the executor: %w", err)
 	}
-	// Setup is done: the supervisor keeps one capability,
-	// CAP_SYS_PTRACE in the session's user namespace, to read the
-	// address a notified connect() names from the caller's memory (the
-	// executor runs as another uid). It reaches only the session's own
-	// processes, which the supervisor already governs; what else it does
-	// from here (relay frames, answer notifications, read /proc/PID/stat,
-	// exit) needs nothing, and it parses frames from the untrusted
-	// executor. The bounding set goes too, so that not even an execve
-	// could give any back; dropping it on every thread takes
+	s.cur = x
+	// Setup is done. The supervisor keeps, in the session's user
+	// namespace only, CAP_SYS_PTRACE to read the address a notified
+	// connect() names from the caller's memory, and, when the executor
+	// runs as another uid, CAP_SETUID and CAP_SETGID to start a new
+	// executor as that uid for a grant. These reach only the session's
+	// own processes and ids, which the supervisor already governs; the
+	// rest of what it does (relay frames, answer notifications, read
+	// /proc/PID/stat, exit) needs nothing, and it parses frames from the
+	// untrusted executor. The bounding set goes too, so that not even an
+	// execve could give any back; dropping it on every thread takes
 	// milliseconds, so it happens off the path to ready, holding
 	// CAP_SETPCAP (which the drop needs) until it is done.
-	if err := linux.KeepCapabilities(unix.CAP_SETPCAP, unix.CAP_SYS_PTRACE); err != nil {
+	keep := []uintptr{unix.CAP_SYS_PTRACE}
+	if p.UID != 0 {
+		keep = append(keep, unix.CAP_SETUID, unix.CAP_SETGID)
+	}
+	if err := linux.KeepCapabilities(append(keep, unix.CAP_SETPCAP)...); err != nil {
 		return err
 	}
 	go s.bridge.serve()
 	go func() {
 		err := linux.DropBoundingSetAllThreads()
 		if err == nil {
-			err = linux.KeepCapabilities(unix.CAP_SYS_PTRACE)
+			err = linux.KeepCapabilities(keep...)
 		}
 		if err != nil {
 			fmt.Fprintf(os.Stderr, "cordon supervisor: %v\n", err)
@@ -157,13 +181,13 @@ func run(host *proto.Conn) error {
 	return s.serve()
 }
 
-// startExecutor execs the executor as the session user, receives its
-// seccomp listener and its ready report.
-func (s *supervisor) startExecutor() (*proto.Ready, error) {
+// startExecutor execs an executor as the session user under plan p,
+// receives its seccomp listener and its ready report.
+func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error) {
 	t0 := time.Now()
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
-		return nil, os.NewSyscallError("socketpair", err)
+		return nil, nil, os.NewSyscallError("socketpair", err)
 	}
 	mine := os.NewFile(uintptr(fds[0]), "executor")
 	theirs := os.NewFile(uintptr(fds[1]), "supervisor")
@@ -175,48 +199,95 @@ func (s *supervisor) startExecutor() (*proto.Ready, error) {
 	cmd.Stderr = os.Stderr
 	cmd.ExtraFiles = []*os.File{theirs}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
-		Credential: &syscall.Credential{Uid: uint32(s.plan.UID), Gid: uint32(s.plan.GID), NoSetGroups: s.plan.UID == 0},
+		Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0},
 	}
-	if err := startRestricted(cmd, s.plan); err != nil {
+	fd, flags, err := s.landlock(p)
+	var auditSession uint32
+	if err == nil {
+		auditSession, err = startRestricted(cmd, p, fd, flags)
+	}
+	if err != nil {
 		mine.Close()
-		return nil, err
+		return nil, nil, err
 	}
-	s.execPID = cmd.Process.Pid
-	go reap(cmd)
+	x := &executor{plan: p, conn: proto.NewConn(mine), pid: cmd.Process.Pid, queue: &requestQueue{ready: make(chan struct{}, 1)}}
+	go s.reap(x, cmd)
+	fail := func(err error) (*executor, *proto.Ready, error) {
+		mine.Close() // the executor exits at end of file
+		return nil, nil, err
+	}
 
 	// The executor reads its plan, locks down, hands over its seccomp
 	// listener with SCM_RIGHTS, then reports ready in a frame.
-	s.executor = proto.NewConn(mine)
-	if err := s.executor.Send(s.plan); err != nil {
-		return nil, err
+	if err := x.conn.Send(p); err != nil {
+		return fail(err)
 	}
 	listener, err := receiveFD(mine)
 	if err != nil {
-		return nil, fmt.Errorf("receiving the seccomp listener: %w", err)
+		return fail(fmt.Errorf("receiving the seccomp listener: %w", err))
 	}
 	var r proto.Response
-	if err := s.executor.Receive(&r); err != nil {
-		return nil, fmt.Errorf("waiting for the executor: %w", err)
+	if err := x.conn.Receive(&r); err != nil {
+		unix.Close(listener)
+		return fail(fmt.Errorf("waiting for the executor: %w", err))
 	}
 	if r.Kind != proto.KindReady || r.Ready == nil {
-		return nil, errors.New("executor sent no ready report")
+		unix.Close(listener)
+		return fail(errors.New("executor sent no ready report"))
 	}
 	if r.Ready.Error != "" {
-		return nil, errors.New(r.Ready.Error)
+		unix.Close(listener)
+		return fail(errors.New(r.Ready.Error))
 	}
 	if r.Ready.Timing == nil {
 		r.Ready.Timing = map[string]int64{}
 	}
 	abi, warnings, err := ruleset.ABI()
 	if err != nil {
-		return nil, err
+		unix.Close(listener)
+		return fail(err)
 	}
 	r.Ready.LandlockABI = abi
+	r.Ready.AuditSession = auditSession
 	r.Ready.Warnings = append(r.Ready.Warnings, warnings...)
 	r.Ready.Timing["executor_us"] = time.Since(t0).Microseconds()
-	s.notify = newNotifier(s, listener)
-	go s.notify.loop()
-	return r.Ready, nil
+	x.notify = newNotifier(s, x, listener)
+	go x.notify.loop()
+	go x.queue.drainTo(x.conn)
+	go s.fromExecutor(x)
+	return x, r.Ready, nil
+}
+
+// reconfigure starts a new executor under the plan a grant changed and
+// makes it serve the calls that start from now on; the old one serves
+// its calls to the end and then exits. The host hears the outcome in a
+// result frame for the request's call id, sent only after the switch.
+func (s *supervisor) reconfigure(req *proto.Request) {
+	res := &proto.Result{Timing: map[string]int64{}}
+	t0 := time.Now()
+	var err error
+	if req.Ruleset {
+		err = s.takeRuleset()
+	}
+	var x *executor
+	if err == nil {
+		x, _, err = s.startExecutor(req.Plan)
+	}
+	if err != nil {
+		res.Error = &proto.CallError{Code: proto.CodeFailed, Message: "starting a new executor: " + err.Error()}
+	} else {
+		s.mu.Lock()
+		old := s.cur
+		s.cur, s.plan = x, req.Plan
+		old.retired = true
+		idle := old.inflight == 0
+		s.mu.Unlock()
+		if idle {
+			old.conn.Close()
+		}
+	}
+	res.Timing["reconfigure_us"] = time.Since(t0).Microseconds()
+	_ = s.host.Send(&proto.Response{Call: req.Call, Kind: proto.KindResult, Result: res})
 }
 
 // userNamespaceLimits are the per-user-namespace limits of every session
@@ -254,16 +325,14 @@ func limitUserNamespace() error {
 	return nil
 }
 
-// startRestricted starts cmd inside the session's Landlock domain, from a
-// thread that restricts itself for the purpose and then dies with its
-// goroutine (see ruleset.RestrictThread); the supervisor's other threads
-// stay unrestricted.
-func startRestricted(cmd *exec.Cmd, p *plan.Plan) error {
-	fd, flags, err := ruleset.For(p)
-	if err != nil {
-		return fmt.Errorf("building the landlock ruleset: %w", err)
-	}
-	defer unix.Close(fd)
+// startRestricted starts cmd inside the Landlock domain of the ruleset
+// fd, from a thread that restricts itself for the purpose and then dies
+// with its goroutine (see ruleset.RestrictThread); the supervisor's other
+// threads stay unrestricted. When the host reads Landlock's audit
+// records, the thread first takes an audit session of its own, which cmd
+// inherits (see auditSession); its id is returned.
+func startRestricted(cmd *exec.Cmd, p *plan.Plan, fd int, flags uint32) (uint32, error) {
+	var ses uint32
 	errc := make(chan error, 1)
 	go func() {
 		// Locked and never unlocked: when this goroutine returns, the
@@ -275,31 +344,72 @@ func startRestricted(cmd *exec.Cmd, p *plan.Plan) error {
 			errc <- err
 			return
 		}
+		if p.LandlockAudit {
+			ses = auditSession(p.UID)
+		}
 		if err := ruleset.RestrictThread(fd, flags); err != nil {
 			errc <- fmt.Errorf("applying landlock: %w", err)
 			return
 		}
 		errc <- cmd.Start()
 	}()
-	return <-errc
+	err := <-errc
+	return ses, err
 }
 
-// reap waits for the executor. If it dies, the session cannot serve calls
-// any more: the supervisor exits and the kernel ends the session.
-func reap(cmd *exec.Cmd) {
+// landlock returns the session's Landlock ruleset, built on first use and
+// kept: a later executor (a grant that leaves the filesystem rules alone)
+// reuses it, since the supervisor, without capabilities by then, could
+// not open every path of the rules again.
+func (s *supervisor) landlock(p *plan.Plan) (fd int, flags uint32, err error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.rulesetFD == 0 {
+		fd, flags, err := ruleset.ForOptions(p, ruleset.Options{LogNewExec: p.LandlockAudit})
+		if err != nil {
+			return -1, 0, fmt.Errorf("building the landlock ruleset: %w", err)
+		}
+		s.rulesetFD, s.rulesetFlags = fd, flags
+	}
+	return s.rulesetFD, s.rulesetFlags, nil
+}
+
+// takeRuleset makes the ruleset the host passed for this reconfigure the
+// one executors are restricted by from now on.
+func (s *supervisor) takeRuleset() error {
+	select {
+	case fd := <-s.bridge.rulesets:
+		s.mu.Lock()
+		if s.rulesetFD > 0 {
+			unix.Close(s.rulesetFD)
+		}
+		s.rulesetFD = fd
+		s.mu.Unlock()
+		return nil
+	case <-time.After(10 * time.Second):
+		return errors.New("the host's ruleset did not arrive")
+	}
+}
+
+// reap waits for an executor. If the current one dies, the session
+// cannot serve calls any more: the supervisor exits and the kernel ends
+// the session. A retired one exits when it has drained.
+func (s *supervisor) reap(x *executor, cmd *exec.Cmd) {
 	_ = cmd.Wait()
-	os.Exit(3)
+	s.mu.Lock()
+	current := s.cur == x || s.cur == nil
+	s.mu.Unlock()
+	if current {
+		os.Exit(3)
+	}
 }
 
 // serve relays frames until the host goes away. Reading the host never
-// waits on the executor: frames for the executor queue in memory and a
-// separate goroutine writes them, so that an executor that stops reading
-// cannot keep the supervisor from seeing the host's end of file, and so
-// from ending the session.
+// waits on an executor: frames for an executor queue in memory and a
+// goroutine per executor writes them, so that an executor that stops
+// reading cannot keep the supervisor from seeing the host's end of file,
+// and so from ending the session.
 func (s *supervisor) serve() error {
-	go s.fromExecutor()
-	q := &requestQueue{ready: make(chan struct{}, 1)}
-	go q.drainTo(s.executor)
 	for {
 		req := new(proto.Request)
 		err := s.host.Receive(req)
@@ -309,7 +419,48 @@ func (s *supervisor) serve() error {
 		if err != nil {
 			return fmt.Errorf("reading from host: %w", err)
 		}
-		q.push(req)
+		if req.Op == proto.OpReconfigure {
+			if req.Plan == nil {
+				return errors.New("reconfigure without a plan")
+			}
+			go s.reconfigure(req)
+			continue
+		}
+		s.executorFor(req).queue.push(req)
+	}
+}
+
+// executorFor picks the executor a frame goes to: a new call goes to the
+// current executor, stdin and cancel frames to the one serving their call.
+func (s *supervisor) executorFor(req *proto.Request) *executor {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch req.Op {
+	case proto.OpStdin, proto.OpCancel:
+		if x := s.route[req.Call]; x != nil {
+			return x
+		}
+		return s.cur
+	}
+	s.route[req.Call] = s.cur
+	s.cur.inflight++
+	return s.cur
+}
+
+// finished forgets a call that x served, and lets a retired x go once it
+// has served its last.
+func (s *supervisor) finished(x *executor, call string) {
+	s.mu.Lock()
+	if s.route[call] != x {
+		s.mu.Unlock()
+		return
+	}
+	delete(s.route, call)
+	x.inflight--
+	drained := x.retired && x.inflight == 0
+	s.mu.Unlock()
+	if drained {
+		x.conn.Close()
 	}
 }
 
@@ -350,18 +501,28 @@ func (q *requestQueue) drainTo(c *proto.Conn) {
 	}
 }
 
-func (s *supervisor) fromExecutor() {
+func (s *supervisor) fromExecutor(x *executor) {
 	for {
 		var r proto.Response
-		if err := s.executor.Receive(&r); err != nil {
-			os.Exit(3)
+		if err := x.conn.Receive(&r); err != nil {
+			s.mu.Lock()
+			current := s.cur == x
+			s.mu.Unlock()
+			if current {
+				os.Exit(3)
+			}
+			return
 		}
 		switch r.Kind {
 		case proto.KindSpawn:
-			s.notify.spawned(r.Call, r.PID)
+			x.notify.spawned(r.Call, r.PID)
+			if x.plan.LandlockAudit {
+				_ = s.host.Send(&r) // the host attributes Landlock's records to calls
+			}
 			continue
 		case proto.KindResult:
-			s.notify.end(r.Call)
+			s.afterCall(x, &r)
+			x.notify.end(r.Call)
 			if r.Result != nil {
 				if d := s.callDenial(r.Call, r.Result); d != nil {
 					_ = s.host.Send(&proto.Response{Call: r.Call, Kind: proto.KindEvent, Event: d})
@@ -370,6 +531,9 @@ func (s *supervisor) fromExecutor() {
 		}
 		if err := s.host.Send(&r); err != nil {
 			os.Exit(3)
+		}
+		if r.Kind == proto.KindResult {
+			s.finished(x, r.Call)
 		}
 	}
 }
@@ -383,7 +547,7 @@ func (s *supervisor) callDenial(call string, r *proto.Result) *events.Event {
 		return nil
 	}
 	e := &events.Event{
-		Time: time.Now(), Session: s.plan.Session, Call: call, Kind: events.Deny,
+		Time: time.Now(), Session: s.session(), Call: call, Kind: events.Deny,
 		Detail: map[string]any{"reason": r.Error.Message},
 	}
 	e.Op, e.Target = r.Error.Op, r.Error.Path
@@ -399,6 +563,16 @@ func (s *supervisor) callDenial(call string, r *proto.Result) *events.Event {
 		e.Remedy = &events.Remedy{Capability: capabilityFor(r.Error.Op, r.Error.Path)}
 	}
 	return e
+}
+
+// session is the session's id.
+func (s *supervisor) session() string { return s.currentPlan().Session }
+
+// currentPlan is the plan of the executor serving new calls.
+func (s *supervisor) currentPlan() *plan.Plan {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.plan
 }
 
 func capabilityFor(op, path string) string {
