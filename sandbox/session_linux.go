@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"strings"
 	"sync"
@@ -54,9 +55,8 @@ func (m idMap) sysProcAttr() *syscall.SysProcAttr {
 			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
 		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !m.rootful},
 		// A second line behind the supervisor's own watch of its socket:
-		// the kernel kills it when the thread that started it dies. (Go
-		// ends a thread only when a goroutine locked to it exits, so
-		// Open must not run on such a goroutine.)
+		// the kernel kills it when the thread that started it dies, so
+		// that thread is kept for it (startSupervisor).
 		Pdeathsig: unix.SIGKILL,
 	}
 	if m.rootful {
@@ -251,7 +251,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, trees...)
 	}
 	cmd.SysProcAttr = ids.sysProcAttr()
-	err = cmd.Start()
+	err = startSupervisor(s.ctx, cmd)
 	theirs.Close()
 	egressTheirs.Close()
 	if tree != nil {
@@ -315,6 +315,27 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	bus.Publish(&events.Event{Session: id, Kind: events.SessionStart, Detail: detail, Timing: timing})
 	return s, nil
+}
+
+// startSupervisor starts cmd from an OS thread kept for it while ctx
+// (the session) lasts. The kernel sends the supervisor its parent-death
+// signal (Pdeathsig) when the thread that started it ends, and Go ends a
+// thread when a goroutine locked to it returns: any goroutine, later, that
+// the scheduler puts on that thread, such as the one that joins the
+// session's mount namespace for a filesystem grant (inSessionMounts).
+// Held here, the thread runs nothing else until the session is over.
+func startSupervisor(ctx context.Context, cmd *exec.Cmd) error {
+	errc := make(chan error, 1)
+	go func() {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		err := cmd.Start()
+		errc <- err
+		if err == nil {
+			<-ctx.Done()
+		}
+	}()
+	return <-errc
 }
 
 // receiveReady waits for the supervisor's ready frame, or ctx.
