@@ -145,6 +145,12 @@ func TestProtect(t *testing.T) {
 		if strings.Contains(string(r.Stdout), "OK") {
 			t.Errorf("%s changed by a command:\n%s", p, r.Stdout)
 		}
+		// The write observer names the protection behind the EROFS.
+		if !slices.ContainsFunc(r.Denials, func(d *events.Event) bool {
+			return d.Rule == "policy.workspace.protect" && d.Remedy != nil && d.Remedy.Capability == "fs.write:"+filepath.Join(ws, p)
+		}) {
+			t.Errorf("%s: no policy.workspace.protect denial for the command: %v", p, r.Denials)
+		}
 		target := p
 		if fi, err := os.Lstat(filepath.Join(ws, p)); err == nil && fi.IsDir() {
 			target = p + "/planted.json"
@@ -173,6 +179,39 @@ git add -A && git -c user.name=a -c user.email=a@example.com commit -qm init && 
 (git config core.fsmonitor 'touch /tmp/pwned' 2>/dev/null && echo "OK git config") ; git config --get core.fsmonitor; true`)
 	if out := strings.TrimSpace(string(r.Stdout)); out != "wrote\n1" {
 		t.Errorf("control: sibling write, commit and branch, but not git config: %q %q", out, r.Stderr)
+	}
+
+	// A grant of fs.write on a protected path lifts that one protection
+	// (root-started sessions: the host mounts the grant over it), and
+	// revoking it puts it back.
+	vscode := filepath.Join(ws, ".vscode")
+	err := s.ApplyGrants([]string{"fs.write:" + vscode})
+	var se *sandbox.Error
+	if os.Geteuid() != 0 {
+		if !errors.As(err, &se) || se.Code != sandbox.CodeUnsupported {
+			t.Errorf("a filesystem grant in a rootless session: %v", err)
+		}
+	} else {
+		if err != nil {
+			t.Fatalf("granting %s: %v", vscode, err)
+		}
+		if r := sh(t, s, "echo '{}' > .vscode/granted.json && echo wrote"); strings.TrimSpace(string(r.Stdout)) != "wrote" {
+			t.Errorf("granted .vscode is not writable: %q %q", r.Stdout, r.Stderr)
+		}
+		if _, err := os.Stat(filepath.Join(vscode, "granted.json")); err != nil {
+			t.Errorf("the granted write did not reach the host: %v", err)
+		}
+		err := s.WriteFile(ctx, ".claude/still.json", []byte("{}"))
+		if !errors.As(err, &se) || len(se.Denials) != 1 || se.Denials[0].Rule != "policy.workspace.protect" {
+			t.Errorf("the grant of .vscode lifted .claude too: %v", err)
+		}
+		if err := s.ApplyGrants(nil); err != nil {
+			t.Fatalf("revoking: %v", err)
+		}
+		err = s.WriteFile(ctx, ".vscode/after.json", []byte("{}"))
+		if !errors.As(err, &se) || len(se.Denials) != 1 || se.Denials[0].Rule != "policy.workspace.protect" {
+			t.Errorf("after the revocation .vscode is not protected again: %v", err)
+		}
 	}
 
 	// workspace.protect: [] lets the very same attacks through.

@@ -30,79 +30,59 @@ import (
 // (open_tree, move_mount), so no path is resolved twice and no symbolic
 // link is followed: a path that has changed since the host looked (gone,
 // or turned into a link or into another kind of file) fails the session.
-
-// protection is a read-only protection the view made.
-type protection struct {
-	plan.Protect
-	// mount is the protection's mount (its root), kept open so that a
-	// grant lifts this very mount, wherever its path now leads.
-	mount *os.File
-}
-
-// protections are the read-only protections of the view, set while the
-// view is built, for liftProtections.
-var protections []*protection
+// (If setup fails halfway, the mounts made so far go with the session's
+// mount namespace.)
 
 // protectWorkspace makes p's protections, except those p.Unprotect lifts,
-// in the workspace whose root is the descriptor ws.
-func protectWorkspace(ws int, p *plan.Plan) ([]*protection, error) {
-	var made []*protection
+// in the workspace whose root is the descriptor ws. (A grant that comes
+// later lifts a protection by mounting the granted path over it; see
+// sandbox.mountGrants.)
+func protectWorkspace(ws int, p *plan.Plan) error {
 	for _, pr := range p.Protect {
 		if p.Lifted(pr) {
 			continue
 		}
-		m, err := protect(ws, pr)
-		if err != nil {
-			for _, m := range made {
-				m.mount.Close()
-			}
-			return nil, fmt.Errorf("protecting %s (workspace.protect %s): %w", pr.Path, pr.Entry, err)
-		}
-		if pr.Kind == plan.ProtectReadOnly {
-			made = append(made, &protection{Protect: pr, mount: m})
-		} else {
-			m.Close()
+		if err := protect(ws, pr); err != nil {
+			return fmt.Errorf("protecting %s (workspace.protect %s): %w", pr.Path, pr.Entry, err)
 		}
 	}
-	return made, nil
+	return nil
 }
 
-// protect binds pr over itself and returns the new mount.
-func protect(ws int, pr plan.Protect) (*os.File, error) {
+// protect binds pr over itself.
+func protect(ws int, pr plan.Protect) error {
 	how := unix.OpenHow{
 		Flags:   unix.O_PATH | unix.O_NOFOLLOW | unix.O_CLOEXEC,
 		Resolve: unix.RESOLVE_BENEATH | unix.RESOLVE_NO_SYMLINKS | unix.RESOLVE_NO_MAGICLINKS,
 	}
 	fd, err := unix.Openat2(ws, pr.Path, &how)
 	if err != nil {
-		return nil, changed(err)
+		return changed(err)
 	}
 	defer unix.Close(fd)
 	var st unix.Stat_t
 	if err := unix.Fstat(fd, &st); err != nil {
-		return nil, &os.PathError{Op: "fstat", Path: pr.Path, Err: err}
+		return &os.PathError{Op: "fstat", Path: pr.Path, Err: err}
 	}
 	switch mode := st.Mode & unix.S_IFMT; {
 	case mode == unix.S_IFLNK, (mode == unix.S_IFDIR) != pr.Dir:
-		return nil, changed(nil)
+		return changed(nil)
 	}
 	tree, err := unix.OpenTree(fd, "", unix.OPEN_TREE_CLONE|unix.OPEN_TREE_CLOEXEC|unix.AT_EMPTY_PATH|unix.AT_RECURSIVE)
 	if err != nil {
-		return nil, &os.PathError{Op: "open_tree", Path: pr.Path, Err: err}
+		return &os.PathError{Op: "open_tree", Path: pr.Path, Err: err}
 	}
-	m := os.NewFile(uintptr(tree), pr.Path)
+	defer unix.Close(tree)
 	if pr.Kind == plan.ProtectReadOnly {
 		attr := unix.MountAttr{Attr_set: attrRO}
 		if err := unix.MountSetattr(tree, "", unix.AT_EMPTY_PATH|unix.AT_RECURSIVE, &attr); err != nil {
-			m.Close()
-			return nil, &os.PathError{Op: "mount_setattr", Path: pr.Path, Err: err}
+			return &os.PathError{Op: "mount_setattr", Path: pr.Path, Err: err}
 		}
 	}
 	if err := unix.MoveMount(tree, "", fd, "", unix.MOVE_MOUNT_F_EMPTY_PATH|unix.MOVE_MOUNT_T_EMPTY_PATH); err != nil {
-		m.Close()
-		return nil, &os.PathError{Op: "move_mount", Path: pr.Path, Err: err}
+		return &os.PathError{Op: "move_mount", Path: pr.Path, Err: err}
 	}
-	return m, nil
+	return nil
 }
 
 func changed(err error) error {
@@ -113,40 +93,10 @@ func changed(err error) error {
 	return errors.New(msg)
 }
 
-// liftProtections unmounts the read-only protections that p.Unprotect
-// now lifts (fs.write grants), for an executor about to restart with
-// them, and returns their paths. Each is unmounted through the
-// descriptor of its own mount, never through a path that the session
-// could have redirected with a symbolic link or a rename.
-//
-// It needs CAP_SYS_ADMIN in the session's user namespace, which the
-// supervisor gives up once the session is set up: the restart must keep
-// or regain it for this step.
-func liftProtections(p *plan.Plan) ([]string, error) {
-	var lifted []string
-	kept := protections[:0]
-	var errs []error
-	for _, pr := range protections {
-		if !p.Lifted(pr.Protect) {
-			kept = append(kept, pr)
-			continue
-		}
-		err := unix.Unmount(fmt.Sprintf("/proc/self/fd/%d", pr.mount.Fd()), unix.MNT_DETACH)
-		if err != nil {
-			kept = append(kept, pr)
-			errs = append(errs, &os.PathError{Op: "umount", Path: pr.Path, Err: err})
-			continue
-		}
-		pr.mount.Close()
-		lifted = append(lifted, pr.Path)
-	}
-	protections = kept
-	return lifted, errors.Join(errs...)
-}
-
-// protectDenial names the rule of a file tool's write refused (EROFS) by
-// a workspace protection, and the grant that would lift it; it reports
-// false for a read-only path that no protection covers.
+// protectDenial names the rule of a write refused (EROFS) by a workspace
+// protection, and the grant that would lift it; it reports false for a
+// read-only path that no protection covers. target is a path in the
+// session or one relative to the workspace, as the call named it.
 func protectDenial(p *plan.Plan, e *events.Event, target string) bool {
 	pr := p.Protecting(target)
 	if pr == nil {
@@ -193,10 +143,5 @@ func protectView(p *plan.Plan) error {
 		return err
 	}
 	defer unix.Close(ws)
-	made, err := protectWorkspace(ws, p)
-	if err != nil {
-		return err
-	}
-	protections = made
-	return nil
+	return protectWorkspace(ws, p)
 }
