@@ -6,22 +6,24 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/cordon-sandbox/cordon/internal/linux"
 	"github.com/cordon-sandbox/cordon/policy"
-	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
 // probeCase is a case whose attack is one probe run in the sandbox and
-// whose control is the same probe on the host (with hostArgs).
-func probeCase(id string, class Class, title, probe, oracle, control, source string, args, hostArgs string, bad func(string) bool) *Case {
+// whose control is the same probe on the host (ctl).
+func probeCase(id string, class Class, title, probe, oracle, control, source string, args string, ctl hostCtl, bad func(string) bool) *Case {
 	return &Case{ID: id, Class: class, Title: title, Probe: probe, Oracle: oracle, Control: control, Source: source,
 		Run: func(ctx context.Context, e *Env) Outcome {
 			a := e.Sh(ctx, `"$P" redteam probe `+args)
-			c := e.Host(ctx, `"$P" redteam probe `+hostArgs)
-			return verdict(filter(a.OKs(), bad), filter(c.OKs(), bad))
+			c := e.Control(ctx, ctl)
+			fired := bad
+			if ctl.fired != nil {
+				fired = ctl.fired
+			}
+			return verdict(filter(a.OKs(), bad), filter(c.OKs(), fired))
 		}}
 }
 
@@ -63,14 +65,14 @@ func escapeCases() []*Case {
 			return verdict(check(a.Text), check(c.Text))
 		},
 	}, {
-		ID: "E02", Class: Escape, Title: "setuid binaries (no_new_privs, nosuid)", Needs: NeedRoot,
+		ID: "E02", Class: Escape, Title: "setuid binaries (no_new_privs, nosuid)",
 		Probe:   "start /usr/bin/su, passwd, newgrp, chfn with stdin held open and read their effective uid from /proc",
 		Oracle:  "a started setuid binary runs with an euid other than the caller's",
-		Control: "the same probe on the host as uid 65534 (setpriv) sees euid 0", Source: "E02: containers/bubblewrap#368",
+		Control: "the same probe on the host as an unprivileged user (uid 65534 through setpriv when the harness is root, the harness itself otherwise) sees euid 0", Source: "E02: containers/bubblewrap#368",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			args := ` redteam probe setuid /usr/bin/su /usr/bin/passwd /usr/bin/newgrp /usr/bin/chfn`
 			a := e.Sh(ctx, `"$P"`+args)
-			c := e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, `"$P"`+args)
+			c := e.HostAs(ctx, e.unprivileged(), `"$P"`+args)
 			return verdict(a.OKs(), c.OKs())
 		},
 	}, {
@@ -85,8 +87,8 @@ func escapeCases() []*Case {
 	},
 		probeCase("E04", Escape, "mount, umount and the new mount API",
 			"mount tmpfs/cgroup2/proc, umount /proc, open_tree(OPEN_TREE_CLONE), fsopen, remount /usr rw",
-			"any call succeeds", "the probe on the host, inside a private mount namespace it creates, succeeds",
-			"E04: flatpak CVE-2021-41133, sandbox-runtime pid test", "mount /tmp/rt-mnt", "mount $WS/../mnt-$T private", all),
+			"any call succeeds", "the probe on the host, inside a private mount namespace it creates (as root; otherwise in a user namespace of its own), mounts a tmpfs and opens an fs context",
+			"E04: flatpak CVE-2021-41133, sandbox-runtime pid test", "mount /tmp/rt-mnt", hostCtl{root: "mount $WS/../mnt-$T private"}, all),
 		{
 			ID: "E07", Class: Escape, Title: "inject into other processes (ptrace, /proc/PID/mem, process_vm_readv, pidfd_getfd)",
 			Probe: "against every visible pid (the supervisor PID 1, the executor, the shell)", Oracle: "any primitive succeeds against a process the probe did not start",
@@ -113,13 +115,9 @@ func escapeCases() []*Case {
 			Source: "E10: anthropics/claude-code#20263, cdk-team/CDK docker_sock_pwn.go",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Sh(ctx, fmt.Sprintf(`for s in %s /var/run/docker.sock /run/docker.sock /run/containerd/containerd.sock /run/dbus/system_bus_socket /run/user/*/bus /tmp/.X11-unix/X0 /run/cordon/cordon.sock; do "$P" redteam probe connect unix "$s"; done`, shq(e.HiddenSock)))
-				h0, _ := e.Unix.Hits()
-				c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.HiddenSock)))
-				time.Sleep(50 * time.Millisecond)
-				h1, _ := e.Unix.Hits()
-				o := verdict(a.OKs(), c.OKs())
-				o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-				return o
+				m := e.Unix.mark()
+				e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.HiddenSock)))
+				return verdict(a.OKs(), e.arrived(e.Unix, m))
 			},
 		}, {
 			ID: "E11", Class: Escape, Title: "pathname socket under a read-only bind (/etc)", Needs: NeedRoot,
@@ -128,25 +126,20 @@ func escapeCases() []*Case {
 			Control: "the probe on the host as uid 65534 connects", Source: "E11: amir20/dozzle#3088; Landlock ABI 9 LANDLOCK_ACCESS_FS_RESOLVE_UNIX",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				a := e.Sh(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
-				time.Sleep(50 * time.Millisecond)
-				h0, _ := e.Etc.Hits()
-				c := e.HostAs(ctx, []string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups"}, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
-				time.Sleep(50 * time.Millisecond)
-				h1, _ := e.Etc.Hits()
-				o := verdict(a.OKs(), c.OKs())
-				o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-				return o
+				m := e.Etc.mark()
+				e.HostAs(ctx, e.unprivileged(), fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.EtcSock)))
+				return verdict(a.OKs(), e.arrived(e.Etc, m))
 			},
 		},
 		probeCase("E13", Escape, "terminal injection (TIOCSTI, TIOCSTI|1<<32, TIOCLINUX)",
-			"TIOCSTI into a pty of the probe's own (never a real terminal), also with the high-bit request", "an ioctl injects (returns 0)",
-			"the probe on the host injects into its own fresh pty", "E13: bubblewrap#142 (CVE-2017-5226), CVE-2019-10063",
-			"tiocsti", "tiocsti", contains("TIOCSTI")),
+			"TIOCSTI into a pty of the probe's own (never a real terminal) made the controlling terminal of a new session, also with the high-bit request", "an ioctl injects (returns 0)",
+			"the probe on the host injects into its own fresh pty (its controlling terminal: allowed to any user while dev.tty.legacy_tiocsti is 1, to root always)", "E13: bubblewrap#142 (CVE-2017-5226), CVE-2019-10063",
+			"tiocsti", hostCtl{root: "tiocsti"}, contains("TIOCSTI")),
 		{
 			ID: "E15", Class: Escape, Title: "dangerous-syscall reachability sweep",
 			Probe:   "45 syscalls (keyctl, bpf, perf_event_open, userfaultfd, io_uring_*, kexec_*, modules, *_handle_at, mount family, setns, unshare, ptrace, process_vm_*, pidfd_getfd, syslog, acct, swap, reboot, clock, quotactl, fanotify, ioperm, personality, clone3) with harmless arguments",
 			Oracle:  "any of them answers something other than EPERM (ENOSYS for clone3): the kernel code was reached",
-			Control: "on the host (root) each one reaches the kernel (an answer other than EPERM)", Source: "E15: Docker seccomp profile; flatpak PR#4456; sandbox-runtime pid test",
+			Control: "on the host each one reaches the kernel (an answer other than EPERM): as root; otherwise in a user and mount namespace of its own, where the syscalls the kernel keeps to host root (userfaultfd, syslog, acct, swapon/off, reboot, fanotify_init) answer EPERM for any unprivileged caller and are listed, not required", Source: "E15: Docker seccomp profile; flatpak PR#4456; sandbox-runtime pid test",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				parse := func(t string) map[string]string {
 					m := map[string]string{}
@@ -158,11 +151,11 @@ func escapeCases() []*Case {
 					return m
 				}
 				a := parse(e.Sh(ctx, `"$P" redteam probe sys`).Text)
-				c := parse(e.Host(ctx, `"$P" redteam probe sys`).Text)
+				c := parse(e.Control(ctx, hostCtl{root: "sys", ns: "m"}).Text)
 				if len(a) == 0 {
 					return Outcome{CouldNotRun: "the sweep printed nothing"}
 				}
-				var bad, ctl, weak []string
+				var bad, ctl, weak, gated []string
 				for _, s := range sweep() {
 					want := "EPERM"
 					if s.name == "clone3" {
@@ -171,13 +164,19 @@ func escapeCases() []*Case {
 					if a[s.name] != want {
 						bad = append(bad, s.name+"="+a[s.name])
 					}
-					if c[s.name] != "EPERM" && c[s.name] != "" {
+					switch {
+					case c[s.name] != "EPERM" && c[s.name] != "":
 						ctl = append(ctl, s.name)
-					} else {
+					case !e.Root && rootGated[s.name]:
+						gated = append(gated, s.name)
+					default:
 						weak = append(weak, s.name+"="+c[s.name])
 					}
 				}
 				o := verdict(bad, ctl)
+				if len(gated) > 0 {
+					o.Metrics = map[string]string{"kernel_gated_without_root": strings.Join(gated, ",")}
+				}
 				if len(weak) > 0 {
 					o.Control = false
 					o.ControlEvidence = "host control did not reach the kernel for: " + strings.Join(weak, ",")
@@ -186,37 +185,39 @@ func escapeCases() []*Case {
 			},
 		},
 		probeCase("E18", Escape, "cgroup escape and limit tampering",
-			"mount cgroup2 (/sys is absent), open /sys/fs/cgroup/cgroup.procs and /proc/self/cgroup-relative files for writing",
-			"the mount or an open for writing succeeds", "on the host, in a private mount namespace, cgroup2 mounts",
+			"mount cgroup2 in /tmp (/sys is absent from the view), open /sys/fs/cgroup/{cgroup.procs,pids.max,memory.max} for writing",
+			"the mount or an open for writing succeeds", "on the host, in a private mount namespace (and, when not root, a user and cgroup namespace of its own), cgroup2 mounts",
 			"E18: cdk-team/CDK abuse_unpriv_userns.go (CVE-2022-0492)",
-			"mount /tmp/rt-cg", "mount $WS/../cg-$T private", contains("cgroup2")),
+			`mount /tmp/rt-cg; "$P" redteam probe openw /sys/fs/cgroup/cgroup.procs /sys/fs/cgroup/pids.max /sys/fs/cgroup/memory.max`, hostCtl{root: "mount $WS/../cg-$T private", ns: "C"},
+			func(l string) bool { return strings.Contains(l, "cgroup2") || strings.HasPrefix(l, "open-write") }),
 		probeCase("E19", Escape, "write gadgets in /proc/sys, /proc/sysrq-trigger, /sys (open only)",
 			"open O_WRONLY core_pattern, modprobe, sysrq-trigger, uevent_helper, drop_caches, ip_forward, /proc/self/attr/current; never write",
-			"any open succeeds", "the same opens on the host as root succeed",
+			"any open succeeds", "the same opens on the host as root succeed; when not root, ip_forward of a network namespace of its own opens for writing",
 			"E19: cdk-team/CDK mount_procfs.go; CVE-2025-31133/52565/52881",
 			"openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /sys/kernel/uevent_helper /proc/sys/vm/drop_caches /proc/sys/net/ipv4/ip_forward /proc/sys/kernel/ns_last_pid",
-			"openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /proc/sys/vm/drop_caches", all),
+			hostCtl{root: "openw /proc/sys/kernel/core_pattern /proc/sys/kernel/modprobe /proc/sysrq-trigger /proc/sys/vm/drop_caches", ns: "n", user: "openw /proc/sys/net/ipv4/ip_forward"}, all),
 		probeCase("E20", Escape, "device nodes (mknod, /dev beyond the minimal set)",
 			"mknod c 1 1 (/dev/mem) in /tmp and the workspace; open every /dev node outside null, zero, full, random, urandom, tty, ptmx rw",
-			"mknod or any such open succeeds", "on the host as root mknod in a scratch dir succeeds",
-			"E20: cdk-team/CDK mount_device.go", "dev /tmp; \"$P\" redteam probe dev \"$WS\"", "dev $WS", contains("mknod")),
+			"mknod of /dev/mem or any such open succeeds", "on the host as root mknod c 1 1 in a scratch dir succeeds; when not root, the same probe's mknod of a whiteout (c 0 0) in a user namespace of its own does",
+			"E20: cdk-team/CDK mount_device.go", "dev /tmp walk; \"$P\" redteam probe dev \"$WS\"", hostCtl{root: "dev $WS", fired: contains("mknod")},
+			func(l string) bool { return strings.HasPrefix(l, "mknod c 1 1") || strings.HasPrefix(l, "open-") }),
 		{
 			ID: "E21", Class: Escape, Title: "join the supervisor's or host namespaces through /proc/PID/ns (setns)",
 			Probe: "open /proc/1/ns/{net,uts,ipc,mnt,pid,cgroup,user} and setns", Oracle: "any setns succeeds",
-			Control: "on the host (root), setns into its own namespaces succeeds", Source: "new: seccomp deny set (setns), docs/security.md",
+			Control: "on the host, setns into its own namespaces succeeds (as root; otherwise into mount, net, uts and ipc namespaces of a user namespace of its own)", Source: "new: seccomp deny set (setns), docs/security.md",
 			Run: func(ctx context.Context, e *Env) Outcome {
 				bad := func(l string) bool { return strings.HasPrefix(l, "setns") }
-				return verdict(filter(e.Sh(ctx, `"$P" redteam probe setns 1`).OKs(), bad), filter(e.Host(ctx, `"$P" redteam probe setns self`).OKs(), bad))
+				return verdict(filter(e.Sh(ctx, `"$P" redteam probe setns 1`).OKs(), bad), filter(e.Control(ctx, hostCtl{root: "setns self", ns: "mnui"}).OKs(), bad))
 			},
 		},
 		probeCase("E22", Escape, "signals to the supervisor (PID 1) and its parent",
 			"kill -0, SIGSTOP/SIGCONT to PID 1 and to the executor's parent", "a signal is delivered to PID 1 (outside the executor's Landlock domain)",
 			"on the host the same probe stops and continues the harness's decoy", "E22: Landlock LANDLOCK_SCOPE_SIGNAL; multikernel/sandlock#252",
-			"kill 1", "kill $(pgrep -f cordon-redteam-decoy | head -1)", contains("STOP")),
-		probeCase("E23", Escape, "open_by_handle_at (Shocker) and chroot",
+			"kill 1", hostCtl{root: "kill $DECOY", plain: true}, contains("STOP")),
+		probeCase("E25", Escape, "open_by_handle_at (Shocker) and chroot",
 			"name_to_handle_at + open_by_handle_at on /etc/hostname; chroot into a subdirectory", "open_by_handle_at or chroot succeeds",
-			"the probe on the host as root succeeds", "new: seccomp deny set; moby PR#45766 (Shocker)",
-			"handle /etc/hostname; \"$P\" redteam probe chrootesc /tmp/rt-chroot", "handle /etc/hostname; \"$P\" redteam probe chrootesc $WS/../chr-$T",
+			"the probe on the host as root succeeds (when not root: in a user namespace of its own, chroot does)", "new: seccomp deny set; moby PR#45766 (Shocker)",
+			"handle /etc/hostname; \"$P\" redteam probe chrootesc /tmp/rt-chroot", hostCtl{root: "handle /etc/hostname; \"$P\" redteam probe chrootesc $WS/../chr-$T"},
 			func(l string) bool { return strings.HasPrefix(l, "open_by") || strings.HasPrefix(l, "chroot") }),
 		{
 			ID: "E24", Class: Escape, Title: "PATH and loader hijack of helpers the host runs",
@@ -243,46 +244,36 @@ func networkCases() []*Case {
 				hostIPs = strings.Join(ips, " ")
 			}
 			a := e.Sh(ctx, strings.Replace(cmd, "$(hostname -I 2>/dev/null)", hostIPs, 1))
-			h0, _ := e.fxHits()
-			c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect tcp %s; "$P" redteam probe connect tcp 127.0.0.1:%s`, e.TCP.Addr, port))
-			time.Sleep(100 * time.Millisecond)
-			h1, _ := e.fxHits()
-			o := verdict(a.OKs(), c.OKs())
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-			return o
+			m1, m2 := e.TCP.mark(), e.Any.mark()
+			e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect tcp %s "$CT"; "$P" redteam probe connect tcp 127.0.0.1:%s "$CT"`, e.TCP.Addr, port))
+			var ctl []string
+			if len(e.arrived(e.TCP, m1)) > 0 && len(e.arrived(e.Any, m2)) > 0 {
+				ctl = []string{"both listeners got the control token"}
+			}
+			return verdict(a.OKs(), ctl)
 		},
 	}, {
 		ID: "N21", Class: Network, Title: "UDP to a host-loopback listener",
 		Probe: "send datagrams to the harness's 127.0.0.1 UDP listener", Oracle: "the listener receives a datagram",
 		Control: "the probe on the host sends one that arrives", Source: "new (N02 without the proxy): network namespace",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			h0, _ := e.UDP.Hits()
 			e.Sh(ctx, fmt.Sprintf(`for i in 1 2 3; do "$P" redteam probe connect udp %s; done`, e.UDP.Addr))
-			time.Sleep(200 * time.Millisecond)
-			h1, _ := e.UDP.Hits()
-			e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect udp %s`, e.UDP.Addr))
-			time.Sleep(200 * time.Millisecond)
-			h2, _ := e.UDP.Hits()
-			var bad, ctl []string
-			if h1 > h0 {
-				bad = append(bad, "datagram arrived from the session")
-			}
-			if h2 > h1 {
-				ctl = append(ctl, "datagram arrived from the host probe")
-			}
-			o := verdict(bad, ctl)
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h2-h1, 10)}
-			return o
+			m := e.UDP.mark()
+			e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect udp %s "$CT"`, e.UDP.Addr))
+			time.Sleep(50 * time.Millisecond)
+			// The session's datagrams, had any arrived, are counted by
+			// the shared oracle (no control token).
+			return verdict(nil, e.arrived(e.UDP, m))
 		},
 	}, {
-		ID: "N22", Class: Network, Title: "raw, packet and vsock sockets",
-		Probe:  "socket(AF_INET/INET6, SOCK_RAW), AF_PACKET, AF_VSOCK connect to the host CID, NETLINK_NETFILTER",
-		Oracle: "a raw or packet socket is created, or vsock connects", Control: "the probe on the host (root) creates the raw and packet sockets",
-		Source: "new; N16 (AF_VSOCK): trpc-agent-go PR#2426",
+		ID: "N22", Class: Network, Title: "raw and packet sockets",
+		Probe:  "socket(AF_INET/INET6, SOCK_RAW), AF_PACKET",
+		Oracle: "a raw or packet socket is created", Control: "the probe on the host creates the raw and packet sockets (as root; otherwise in a user and network namespace of its own)",
+		Source: "new: capabilities (CAP_NET_RAW), network namespace",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			a := e.Sh(ctx, `"$P" redteam probe rawsock`)
-			c := e.Host(ctx, `"$P" redteam probe rawsock`)
-			return verdict(a.OKs(), filter(c.OKs(), func(l string) bool { return !strings.Contains(l, "vsock") }))
+			c := e.Control(ctx, hostCtl{root: "rawsock", ns: "n"})
+			return verdict(a.OKs(), c.OKs())
 		},
 	}, {
 		ID: "N23", Class: Network, Title: "abstract unix socket in the host network namespace",
@@ -290,24 +281,25 @@ func networkCases() []*Case {
 		Control: "the probe on the host connects", Source: "new: CATALOG 0.6 (abstract sockets are per netns); Landlock abstract scoping",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			a := e.Sh(ctx, `"$P" redteam probe connect abstract `+e.Abstract)
-			h0, _ := e.Abs.Hits()
-			c := e.Host(ctx, `"$P" redteam probe connect abstract `+e.Abstract)
-			time.Sleep(50 * time.Millisecond)
-			h1, _ := e.Abs.Hits()
-			o := verdict(a.OKs(), c.OKs())
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(h1-h0, 10)}
-			return o
+			m := e.Abs.mark()
+			e.Host(ctx, `"$P" redteam probe connect abstract `+e.Abstract+` "$CT"`)
+			return verdict(a.OKs(), e.arrived(e.Abs, m))
 		},
 	}, {
-		ID: "N01", Class: Network, Title: "direct egress, DNS, proxy bypass (needs the egress proxy)",
-		Probe: "catalog N01-N17", Oracle: "fake internet/DNS/proxy logs", Control: "—", Source: "N01-N17",
+		ID: "N16", Class: Network, Title: "AF_VSOCK past the network namespace",
+		Probe:   "socket(AF_VSOCK) and bind to a port of the machine's own context id (never a connect: the other end of a vsock is the hypervisor)",
+		Oracle:  "the socket opens: vsock is not network-namespaced before Linux 7.0, so a session on a VM guest can reach the hypervisor's vsock services past its namespace and proxy",
+		Control: "the same probe on the host opens the socket", Source: "N16: trpc-group/trpc-agent-go PR#2426, kubevirt/enhancements PR#223, moby/moby#45317",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			return Outcome{NotApplicable: "needs the egress proxy and a fake internet (not built yet)"}
+			c := e.Host(ctx, `"$P" redteam probe vsock`)
+			if strings.Contains(c.Text, "address family not supported") {
+				return Outcome{NotApplicable: "this kernel has no AF_VSOCK"}
+			}
+			a := e.Sh(ctx, `"$P" redteam probe vsock`)
+			return verdict(filter(a.OKs(), contains("vsock-socket")), filter(c.OKs(), contains("vsock-socket")))
 		},
 	}}
 }
-
-func (e *Env) fxHits() (int64, []string) { return e.Fixture.hits() }
 
 // ---------------------------------------------------------------- X
 
@@ -367,13 +359,12 @@ func crossCases() []*Case {
 			"A starts `sleep` with its secret in argv and environment (setsid, survives the call); B scans /proc, reads environ, sends SIGSTOP",
 			"B prints A's secret or stops A's process", "A sees its own process", "X04: Landlock LANDLOCK_SCOPE_SIGNAL; sandbox-runtime pid test",
 			`X=$A setsid bash -c 'exec -a "rt-$X" sleep 30' >/dev/null 2>&1 </dev/null & sleep 0.2`,
-			`for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; tr '\0' ' ' <$p/environ; echo; done 2>/dev/null; for p in $(pgrep -f rt-); do kill -STOP $p && echo STOPPED $p; done`, true),
-		crossCase("X05", "leftovers after teardown (files, SysV IPC, POSIX mqueue)",
-			"A writes its secret in /tmp, /dev/shm, HOME and a SysV segment (python3 sysv via /dev/shm fallback); A closed; B searches",
-			"B prints A's secret", "A finds its own secret", "X05: containers/bubblewrap#88; multikernel/sandlock#251",
-			`echo $A > /tmp/x5-$T; echo $A > /dev/shm/x5-$T; echo $A > ~/x5-$T; python3 -c "import sys,mmap,os
-import ctypes;L=ctypes.CDLL(None);k=0x5252;i=L.shmget(k,4096,0o1666);p=L.shmat(i,0,0);ctypes.memmove(p,sys.argv[1].encode(),32)" $A 2>&1`,
-			`grep -rs . /tmp /dev/shm ~ 2>/dev/null | head -50; ipcs -m 2>&1; python3 -c "import ctypes;L=ctypes.CDLL(None);L.shmat.restype=ctypes.c_void_p;i=L.shmget(0x5252,4096,0);p=L.shmat(i,0,0);print(ctypes.string_at(p,32) if i>=0 and p not in (None,2**64-1) else 'no shm')" 2>&1`, false),
+			`for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; tr '\0' ' ' <$p/environ; echo; done 2>/dev/null; for p in $(pgrep -f '^rt-'); do kill -STOP $p && echo STOPPED $p; done`, true),
+		crossCase("X05", "leftovers after teardown (files, SysV shm and msg, POSIX mqueue, user keyring)",
+			"A writes its secret in /tmp, /dev/shm, HOME, a SysV shared memory segment and message queue, a POSIX message queue and its user keyring (keyctl is denied); A closed; B searches",
+			"B prints A's secret, or a SysV/POSIX object of A's is left in the harness's IPC namespace", "A finds its own secret", "X05: containers/bubblewrap#88; multikernel/sandlock#251",
+			`echo $A > /tmp/x5-$T; echo $A > /dev/shm/x5-$T; echo $A > ~/x5-$T; "$P" redteam probe ipc put $A`,
+			`grep -rs . /tmp /dev/shm ~ 2>/dev/null | head -50; "$P" redteam probe ipc get`, false),
 		{
 			ID: "X08", Class: Cross, Title: "daemons started in one session reachable from another (abstract, pathname, loopback TCP)", Needs: NeedAPI,
 			Probe: "A listens on @name, /tmp/sock and 127.0.0.1:port; B connects to all three", Oracle: "B connects, or A's listener logs B's bytes",
@@ -389,104 +380,19 @@ import ctypes;L=ctypes.CDLL(None);k=0x5252;i=L.shmget(k,4096,0o1666);p=L.shmat(i
 					return Outcome{CouldNotRun: err.Error()}
 				}
 				bo := e.ShIn(ctx, b, wsB, connect, 20*time.Second)
-				after := e.Sh(ctx, "sleep 0.2; wc -l < /tmp/"+name+".log; pkill -f 'probe listen' ; true")
+				after := e.Sh(ctx, "sleep 0.2; echo \"loglines $(wc -l < /tmp/"+name+".log)\"; pkill -f 'probe listen' ; true")
 				var bad []string
 				bad = append(bad, bo.OKs()...)
-				if n := strings.Fields(after.Text); len(n) > 0 && n[0] != "3" && n[0] != "0" {
-					bad = append(bad, "A's listener log has "+n[0]+" lines (3 from its own control)")
+				if n := strings.TrimPrefix(firstLine(after.Text, "loglines "), "loglines "); n != "3" && n != "0" {
+					bad = append(bad, "A's listener log has "+n+" lines (3 from its own control)")
 				}
 				return verdict(bad, filter(ctl.OKs(), contains("send")))
-			},
-		},
-		{
-			ID: "X07", Class: Cross, Title: "another session's proxy/broker endpoint", Probe: "CONNECT through B's proxy", Oracle: "B's proxy serves A",
-			Control: "—", Source: "X07: sandbox-runtime socks-unauthenticated-probe.test.ts",
-			Run: func(ctx context.Context, e *Env) Outcome {
-				return Outcome{NotApplicable: "needs the egress proxy (not built yet)"}
 			},
 		},
 	}
 }
 
 // ---------------------------------------------------------------- D
-
-// latencyDuring runs load in one session and, meanwhile, a trivial call
-// in a second session every 200 ms; it returns the worst latency seen.
-func latencyDuring(ctx context.Context, e *Env, load func()) (time.Duration, int, error) {
-	s2, ws2, err := e.OpenSession(ctx, nil)
-	if err != nil {
-		return 0, 0, err
-	}
-	if _, err := s2.Exec(ctx, sandbox.ExecRequest{Command: "true"}); err != nil {
-		return 0, 0, err
-	}
-	_ = ws2
-	done := make(chan struct{})
-	var worst time.Duration
-	var n int
-	var wg sync.WaitGroup
-	wg.Add(1)
-	go func() {
-		defer wg.Done()
-		for last := false; !last; {
-			select {
-			case <-done:
-				last = true // one more call right after the load
-			case <-time.After(100 * time.Millisecond):
-			}
-			t0 := time.Now()
-			cctx, cancel := context.WithTimeout(ctx, 20*time.Second)
-			_, err := s2.Exec(cctx, sandbox.ExecRequest{Command: "echo ok", Timeout: 15 * time.Second})
-			cancel()
-			d := time.Since(t0)
-			if err != nil {
-				d = 20 * time.Second
-			}
-			if d > worst {
-				worst = d
-			}
-			n++
-		}
-	}()
-	load()
-	close(done)
-	wg.Wait()
-	return worst, n, nil
-}
-
-// Bound is the latency a second session's trivial call must stay under
-// while a containment case runs.
-const Bound = 2 * time.Second
-
-func dosCase(id, title, probe, oracle, control, source string, needs Needs, pol func() *policy.Policy, cmd string, timeout time.Duration, fired func(o Obs) bool) *Case {
-	return &Case{ID: id, Class: Denial, Title: title, Probe: probe, Oracle: oracle, Control: control, Source: source, Needs: needs | NeedAPI, Policy: pol, FreshOnly: true,
-		Run: func(ctx context.Context, e *Env) Outcome {
-			var a Obs
-			worst, n, err := latencyDuring(ctx, e, func() { a = e.ShIn(ctx, e.S, e.WS, cmd, timeout) })
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			var bad []string
-			if worst > Bound || n == 0 {
-				bad = append(bad, fmt.Sprintf("second session's call took %s (bound %s, %d calls)", worst, Bound, n))
-			}
-			// The session must still answer after the load.
-			after := e.Sh(ctx, "echo alive")
-			if !strings.Contains(after.Text, "alive") {
-				bad = append(bad, "the attacked session no longer answers: "+after.Text)
-			}
-			var ctl []string
-			if fired(a) {
-				ctl = append(ctl, "the load ran into its limit")
-			}
-			o := verdict(bad, ctl)
-			if !o.Control {
-				o.ControlEvidence = "load did not reach a limit: " + tail(a.Text, 300)
-			}
-			o.Metrics = map[string]string{"worst_second_session_latency": worst.Round(time.Millisecond).String(), "bound": Bound.String(), "calls": strconv.Itoa(n), "load_took": a.Took.Round(time.Millisecond).String()}
-			return o
-		}}
-}
 
 func tail(s string, n int) string {
 	if len(s) > n {
@@ -504,16 +410,17 @@ func denialCases() []*Case {
 		p.Limits.Output = 4 << 20
 	})
 	return []*Case{
-		dosCase("D01", "fork bomb", "shell fork bomb for 4 s (timeout) in a session with pids 256",
-			"a second session's trivial call exceeds the bound, or the attacked session stops answering",
-			"the bomb hits the pids limit (limit event / fork failures)", "D01: nsjail rlimit_nproc, NVIDIA/OpenShell PR#2942", 0, small,
-			`f() { f | f & }; f; sleep 10`, 4*time.Second,
+		dosCaseCheck("D01", "fork bomb", "a shell fork bomb in a subshell, while the call's shell spins (no fork) until its 4 s timeout kills its process group, in a session with pids 256",
+			"a second session's trivial call exceeds the bound, the attacked session stops answering after the timeout, or more than 16 of the bomb's processes are alive in it then (catalog: the bomb still alive after the call's timeout)",
+			"the bomb hits the pids limit (limit event / fork failures) and the call times out", "D01: nsjail rlimit_nproc, NVIDIA/OpenShell PR#2942", 0, small,
+			`(f() { f | f & }; f); while :; do :; done`, 4*time.Second,
 			func(o Obs) bool {
-				return strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork")
-			}),
-		dosCase("D02", "memory exhaustion (cgroup)", "touch 64 MiB chunks until stopped, memory limit 256 MiB",
+				return o.Res != nil && o.Res.TimedOut && (strings.Contains(o.Text, "pids") || strings.Contains(o.Text, "Resource temporarily unavailable") || strings.Contains(o.Text, "fork"))
+			},
+			nil),
+		dosCase("D02", "memory exhaustion (memory cgroup root-started, RLIMIT_DATA rootless)", "touch 64 MiB chunks until stopped, memory limit 256 MiB",
 			"second session's call exceeds the bound, or the attacked session stops answering", "the allocation is stopped (OOM kill / ENOMEM)",
-			"D02: python-discord/snekbox PR#81", NeedRoot, small, `"$P" redteam probe alloc 1s`, 20*time.Second,
+			"D02: python-discord/snekbox PR#81", 0, small, `"$P" redteam probe alloc 1s`, 20*time.Second,
 			func(o Obs) bool {
 				return strings.Contains(o.Text, "memory") || strings.Contains(o.Text, "signal=SIGKILL") || strings.Contains(o.Text, "stopped at")
 			}),
@@ -543,7 +450,7 @@ func denialCases() []*Case {
 			Run: func(ctx context.Context, e *Env) Outcome {
 				cmd := `setsid -f bash -c 'exec -a "$0-1" sleep 60' "$M" </dev/null >/dev/null 2>&1; (bash -c 'exec -a "$0-2" sleep 60' "$M" </dev/null >/dev/null 2>&1 &); nohup bash -c 'trap "" HUP TERM; exec -a "$0-3" sleep 60' "$M" >/dev/null 2>&1 & echo launched`
 				e.Sh(ctx, cmd)
-				inside := e.Sh(ctx, `grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/"`)
+				inside := e.Sh(ctx, `echo "inside $(grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/")"`)
 				// the runner closes the session and scans for $M
 				c := e.Host(ctx, `setsid -f bash -c 'exec -a "$0-ctl" sleep 60' "ctl-$M" </dev/null >/dev/null 2>&1; sleep 0.2`)
 				_ = c
@@ -554,7 +461,7 @@ func denialCases() []*Case {
 					}
 				}
 				o := verdict(nil, procs)
-				o.Metrics = map[string]string{"marker_procs_inside_before_teardown": strings.TrimSpace(strings.Split(inside.Text, "\n")[0])}
+				o.Metrics = map[string]string{"marker_procs_inside_before_teardown": strings.TrimPrefix(firstLine(inside.Text, "inside "), "inside ")}
 				return o
 			},
 		}, {
@@ -574,7 +481,7 @@ func denialCases() []*Case {
 					}
 				}
 				e.ShIn(ctx, s, ws, `trap '' HUP TERM; setsid -f bash -c 'exec -a "$0-1" sleep 60' "$M" </dev/null >/dev/null 2>&1; nohup bash -c 'exec -a "$0-2" sleep 60' "$M" >/dev/null 2>&1 &`, 10*time.Second)
-				in := e.ShIn(ctx, s, ws, `grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/"`, 10*time.Second)
+				in := e.ShIn(ctx, s, ws, `echo "inside $(grep -l "$M" /proc/[0-9]*/cmdline 2>/dev/null | grep -vc "/proc/$$/")"`, 10*time.Second)
 				if len(sup) != 1 {
 					return Outcome{CouldNotRun: fmt.Sprintf("found %d new supervisor processes", len(sup))}
 				}
@@ -583,7 +490,7 @@ func denialCases() []*Case {
 				var bad []string
 				bad = append(bad, markerProcs(e.Marker)...)
 				var ctl []string
-				if n := strings.TrimSpace(strings.Split(in.Text, "\n")[0]); n != "0" && n != "" {
+				if n := strings.TrimPrefix(firstLine(in.Text, "inside "), "inside "); n != "0" && n != "" {
 					ctl = append(ctl, n+" survivors alive inside before the kill")
 				}
 				return verdict(bad, ctl)

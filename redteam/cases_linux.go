@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -13,12 +14,24 @@ import (
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
-// Cases returns every case, in scorecard order.
+// Cases returns every case, in scorecard order: by class, then by ID.
 func Cases() []*Case {
 	var all []*Case
-	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), crossCases(), denialCases()} {
+	for _, l := range [][]*Case{readCases(), writeCases(), escapeCases(), networkCases(), fakeNetCases(), crossCases(), denialCases(), netCrossCases(), ifaceCases(), {daemonDenialCase()}, moreCases()} {
 		all = append(all, l...)
 	}
+	rank := map[Class]int{}
+	for i, c := range Classes {
+		rank[c] = i
+	}
+	sort.SliceStable(all, func(i, j int) bool {
+		if all[i].Class != all[j].Class {
+			return rank[all[i].Class] < rank[all[j].Class]
+		}
+		ni, _ := strconv.Atoi(all[i].ID[1:])
+		nj, _ := strconv.Atoi(all[j].ID[1:])
+		return ni < nj
+	})
 	return all
 }
 
@@ -87,11 +100,17 @@ func readCases() []*Case {
 		ID: "R04", Class: Read, Title: "root-only and other users' files", Needs: NeedRoot,
 		Probe:   "cat /etc/<root 0600 canary> /etc/<uid 54321 0600 canary> /etc/shadow",
 		Oracle:  "C-ROOT or C-OTHER canary in the output",
-		Control: "cat as host root prints both",
+		Control: "cat as host root prints both (a rootless harness: cat of a 0600 twin in /etc it owns prints the twin's token)",
 		Source:  "R04: cdk-team/CDK PR#14/#27",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			cmd := fmt.Sprintf("cat %s %s /etc/shadow 2>&1; ls -l %s %s", e.RootFile, e.OtherFile, e.RootFile, e.OtherFile)
 			e.Sh(ctx, cmd)
+			if !e.Root {
+				// The same cat of a 0600 twin in /etc that the
+				// harness owns prints it.
+				c := e.Host(ctx, "cat "+e.TwinFile)
+				return verdict(nil, filter([]string{c.Text}, contains(e.TwinToken)))
+			}
 			return verdict(nil, e.leaks(e.Host(ctx, cmd)))
 		},
 	}, {
@@ -115,71 +134,60 @@ ln -s "$H" "$WS/l-$T" && cat "$WS/l-$T/.ssh/id_canary" 2>&1; ln "$H/.ssh/id_cana
 	}, {
 		ID: "R08", Class: Read, Title: "credential brokers through inherited IPC pointers",
 		Probe:   "echo $SSH_AUTH_SOCK ...; connect to the harness's SSH_AUTH_SOCK (its path, passed as a parameter) and read",
-		Oracle:  "C-AGENT canary (the agent socket's answer) in the output, or the agent listener gets a connection",
+		Oracle:  "C-AGENT canary (the agent socket's answer) in the output, or the agent listener gets bytes without the control token",
 		Control: "the probe on the host connects and reads the canary",
 		Source:  "R08: DiamondLightSource/python-copier-template PR#340, TNG/oh-my-agentic-coder#102",
 		Run: func(ctx context.Context, e *Env) Outcome {
 			cmd := fmt.Sprintf(`echo "$SSH_AUTH_SOCK $GPG_AGENT_INFO $DBUS_SESSION_BUS_ADDRESS $GIT_ASKPASS"; "$P" redteam probe connect unix %s; ls -la /run /tmp 2>&1`, shq(e.AgentSock))
-			before, _ := e.Agent.Hits()
-			a := e.Sh(ctx, cmd)
-			mid, _ := e.Agent.Hits()
-			c := e.Host(ctx, fmt.Sprintf(`cat </dev/null | "$P" redteam probe connect unix %s; python3 -c 'import socket,sys;s=socket.socket(socket.AF_UNIX);s.connect(sys.argv[1]);print(s.recv(200).decode())' %s`, shq(e.AgentSock), shq(e.AgentSock)))
-			after, _ := e.Agent.Hits()
-			o := verdict(filter(a.OKs(), contains("connect")), e.leaks(c))
-			if mid > before {
-				o.Attacked, o.Evidence = true, "agent socket received a connection from the session"
-			}
-			o.Metrics = map[string]string{"control_hits": strconv.FormatInt(after-mid, 10)}
-			return o
-		},
-	}, {
-		ID: "R09", Class: Read, Title: "cloud metadata endpoint",
-		Probe: "connect to 169.254.169.254:80 and [fd00:ec2::254]", Oracle: "fake metadata emulator answers with C-IMDS",
-		Control: "—", Source: "R09: brompwnie/botb",
-		Run: func(ctx context.Context, e *Env) Outcome {
-			return Outcome{NotApplicable: "needs a fake metadata endpoint in a harness network namespace behind the egress proxy (not built yet)"}
-		},
-	}, {
-		ID: "R13", Class: Read, Title: "file tools: absolute, .., symlinks out of the workspace", Needs: NeedAPI,
-		Probe:   "read_file/list_dir/stat of $H/.ssh/id_canary, ../.., and workspace symlinks (file, dir, /proc/self/root) to the host home made on the host and by a shell call",
-		Oracle:  "C-FILE canary in a file-tool result or error",
-		Control: "os.ReadFile on the host through the same symlink reads the canary",
-		Source:  "R13: anthropics/claude-code#15789, microsoft/vscode#330987",
-		Run: func(ctx context.Context, e *Env) Outcome {
-			target := filepath.Join(e.H, ".ssh/id_canary")
-			lf, ld := "lf-"+e.Tag, "ld-"+e.Tag
-			_ = os.Symlink(target, filepath.Join(e.WS, lf))
-			_ = os.Symlink(filepath.Join(e.H, ".ssh"), filepath.Join(e.WS, ld))
-			e.Sh(ctx, `ln -s "/proc/self/root$H/.ssh/id_canary" "$WS/lp-$T"; ln -s ../../../../../../../../.. "$WS/lu-$T"`)
-			rel, _ := filepath.Rel(e.WS, target)
-			for _, p := range []string{target, rel, "./" + rel, lf, ld + "/id_canary", "lp-" + e.Tag, "lu-" + e.Tag + target, ".rt/../" + rel} {
-				d, _, err := e.S.ReadFile(ctx, p)
-				e.Tool("read_file "+p, d, err)
-			}
-			for _, p := range []string{ld, "lu-" + e.Tag + e.H + "/.ssh", rel + "/.."} {
-				ents, err := e.S.ListDir(ctx, p)
-				e.Tool("list_dir "+p, []byte(fmt.Sprint(ents)), err)
-			}
-			st, err := e.S.Stat(ctx, ld+"/id_canary")
-			e.Tool("stat", []byte(fmt.Sprint(st)), err)
-			ctl, _ := os.ReadFile(filepath.Join(e.WS, lf))
-			for _, n := range []string{lf, ld, "lp-" + e.Tag, "lu-" + e.Tag} {
-				os.Remove(filepath.Join(e.WS, n))
-			}
-			return verdict(nil, e.C.Leak(string(ctl)))
-		},
-	}, {
-		ID: "R20", Class: Read, Title: "host and supervisor processes' argv and environment via /proc",
-		Probe:   "cat /proc/*/cmdline and /proc/*/environ, /proc/1/{environ,cmdline,mem,maps}, ls /proc/1/root/",
-		Oracle:  "C-ARGV or C-ENV canary (of a host decoy process and of the harness) in the output",
-		Control: "the same scan on the host finds the decoy's argv and environment",
-		Source:  "new: pid namespace, non-dumpable supervisor (docs/security.md)",
-		Run: func(ctx context.Context, e *Env) Outcome {
-			cmd := `for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; echo; tr '\0' '\n' <$p/environ; done 2>&1; head -c 64 /proc/1/mem 2>&1 | od -c | head -2; cat /proc/1/maps 2>&1 | head -3; ls /proc/1/root/ 2>&1 | head`
 			e.Sh(ctx, cmd)
-			return verdict(nil, e.leaks(e.Host(ctx, fmt.Sprintf("tr '\\0' ' ' </proc/%d/cmdline; tr '\\0' '\\n' </proc/%d/environ", e.Decoy.Process.Pid, e.Decoy.Process.Pid))))
+			// The control connects as the harness, sends the control
+			// token and reads the agent's answer (the canary).
+			c := e.Host(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.AgentSock)))
+			return verdict(nil, e.leaks(c))
 		},
-	}}
+	},
+		metadataCase(),
+		{
+			ID: "R13", Class: Read, Title: "file tools: absolute, .., symlinks out of the workspace", Needs: NeedAPI,
+			Probe:   "read_file/list_dir/stat of $H/.ssh/id_canary, ../.., and workspace symlinks (file, dir, /proc/self/root) to the host home made on the host and by a shell call",
+			Oracle:  "C-FILE canary in a file-tool result or error",
+			Control: "os.ReadFile on the host through the same symlink reads the canary",
+			Source:  "R13: anthropics/claude-code#15789, microsoft/vscode#330987",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				target := filepath.Join(e.H, ".ssh/id_canary")
+				lf, ld := "lf-"+e.Tag, "ld-"+e.Tag
+				_ = os.Symlink(target, filepath.Join(e.WS, lf))
+				_ = os.Symlink(filepath.Join(e.H, ".ssh"), filepath.Join(e.WS, ld))
+				e.Sh(ctx, `ln -s "/proc/self/root$H/.ssh/id_canary" "$WS/lp-$T"; ln -s ../../../../../../../../.. "$WS/lu-$T"`)
+				rel, _ := filepath.Rel(e.WS, target)
+				for _, p := range []string{target, rel, "./" + rel, lf, ld + "/id_canary", "lp-" + e.Tag, "lu-" + e.Tag + target, ".rt/../" + rel} {
+					d, _, err := e.S.ReadFile(ctx, p)
+					e.Tool("read_file "+p, d, err)
+				}
+				for _, p := range []string{ld, "lu-" + e.Tag + e.H + "/.ssh", rel + "/.."} {
+					ents, err := e.S.ListDir(ctx, p)
+					e.Tool("list_dir "+p, []byte(fmt.Sprint(ents)), err)
+				}
+				st, err := e.S.Stat(ctx, ld+"/id_canary")
+				e.Tool("stat", []byte(fmt.Sprint(st)), err)
+				ctl, _ := os.ReadFile(filepath.Join(e.WS, lf))
+				for _, n := range []string{lf, ld, "lp-" + e.Tag, "lu-" + e.Tag} {
+					os.Remove(filepath.Join(e.WS, n))
+				}
+				return verdict(nil, e.C.Leak(string(ctl)))
+			},
+		}, {
+			ID: "R20", Class: Read, Title: "host and supervisor processes' argv and environment via /proc",
+			Probe:   "cat /proc/*/cmdline and /proc/*/environ, /proc/1/{environ,cmdline,mem,maps}, ls /proc/1/root/",
+			Oracle:  "C-ARGV or C-ENV canary (of a host decoy process and of the harness) in the output",
+			Control: "the same scan on the host finds the decoy's argv and environment",
+			Source:  "new: pid namespace, non-dumpable supervisor (docs/security.md)",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				cmd := `for p in /proc/[0-9]*; do tr '\0' ' ' <$p/cmdline; echo; tr '\0' '\n' <$p/environ; done 2>&1; head -c 64 /proc/1/mem 2>&1 | od -c | head -2; cat /proc/1/maps 2>&1 | head -3; ls /proc/1/root/ 2>&1 | head`
+				e.Sh(ctx, cmd)
+				return verdict(nil, e.leaks(e.Host(ctx, fmt.Sprintf("tr '\\0' ' ' </proc/%d/cmdline; tr '\\0' '\\n' </proc/%d/environ", e.Decoy.Process.Pid, e.Decoy.Process.Pid))))
+			},
+		}}
 }
 
 // ---------------------------------------------------------------- W

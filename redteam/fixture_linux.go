@@ -12,9 +12,11 @@ import (
 	"sort"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
 )
 
 // Canaries are the run's secrets: fresh random values, planted on the
@@ -26,10 +28,12 @@ type Canaries struct {
 	Root  string // a root-only 0600 file in /etc (root runs)
 	Other string // a 0600 file of another uid in /etc (root runs)
 	Agent string // behind the SSH_AUTH_SOCK the harness sets
+	IMDS  string // served by the fake metadata service (network cases)
+	Key   string // in the harness's user keyring (KeyDesc)
 }
 
 func (c *Canaries) all() map[string]string {
-	return map[string]string{"file": c.File, "env": c.Env, "argv": c.Argv, "root": c.Root, "other": c.Other, "agent": c.Agent}
+	return map[string]string{"file": c.File, "env": c.Env, "argv": c.Argv, "root": c.Root, "other": c.Other, "agent": c.Agent, "imds": c.IMDS, "key": c.Key}
 }
 
 // Leak names the canaries found in text.
@@ -56,29 +60,75 @@ func randHex(n int) string {
 var credFiles = []string{".ssh/id_canary", ".aws/credentials", ".netrc", ".config/gh/hosts.yml",
 	".docker/config.json", ".kube/config", ".git-credentials", ".bash_history"}
 
-// Listener records every byte a host listener receives.
+// Listener is a host listener the oracles read: every connection (what
+// it sent, read to EOF or for at most 2 s) or datagram is one arrival.
+// A control sends the case's control token (Env.CT), which nothing in a
+// session ever sees, so any arrival without it came from an attack, and
+// no count has to be guessed across a race with the reader.
 type Listener struct {
 	Network, Addr string
-	hits          atomic.Int64
 	mu            sync.Mutex
-	got           []string
+	idle          *sync.Cond // signalled when inflight drops
+	arrivals      []string
+	inflight      int // connections accepted and not yet recorded
 	close         func()
+	// legit, when set, accepts arrivals an attacked session may cause
+	// (what its policy allows), besides the control token's.
+	legit func(string) bool
 }
 
-// Hits returns how many connections or datagrams arrived, and what.
-func (l *Listener) Hits() (int64, []string) {
+func newListener(network, addr string, close func()) *Listener {
+	l := &Listener{Network: network, Addr: addr, close: close}
+	l.idle = sync.NewCond(&l.mu)
+	return l
+}
+
+func (l *Listener) begin() {
+	l.mu.Lock()
+	l.inflight++
+	l.mu.Unlock()
+}
+
+// record ends an arrival begun with begin (or, for a datagram, is the
+// whole arrival when counted is false).
+func (l *Listener) record(b []byte, begun bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.hits.Load(), append([]string(nil), l.got...)
+	if begun {
+		l.inflight--
+		l.idle.Broadcast()
+	}
+	l.arrivals = append(l.arrivals, string(b))
 }
 
-func (l *Listener) record(b []byte) {
-	l.hits.Add(1)
+// mark is the number of arrivals so far.
+func (l *Listener) mark() int {
 	l.mu.Lock()
-	if len(l.got) < 8 {
-		l.got = append(l.got, fmt.Sprintf("%q", b))
+	defer l.mu.Unlock()
+	return len(l.arrivals)
+}
+
+// since returns the arrivals after mark n.
+func (l *Listener) since(n int) []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return append([]string(nil), l.arrivals[n:]...)
+}
+
+// settle waits until every accepted connection is recorded, or until
+// deadline.
+func (l *Listener) settle(deadline time.Time) {
+	stop := time.AfterFunc(time.Until(deadline), func() {
+		l.mu.Lock()
+		l.idle.Broadcast()
+		l.mu.Unlock()
+	})
+	defer stop.Stop()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	for l.inflight > 0 && time.Now().Before(deadline) {
+		l.idle.Wait()
 	}
-	l.mu.Unlock()
 }
 
 func (l *Listener) serveStream(ln net.Listener, reply string) {
@@ -87,6 +137,7 @@ func (l *Listener) serveStream(ln net.Listener, reply string) {
 		if err != nil {
 			return
 		}
+		l.begin()
 		go func() {
 			defer c.Close()
 			if reply != "" {
@@ -94,7 +145,7 @@ func (l *Listener) serveStream(ln net.Listener, reply string) {
 			}
 			_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
 			b, _ := io.ReadAll(io.LimitReader(c, 4096))
-			l.record(b)
+			l.record(b, true)
 		}()
 	}
 }
@@ -104,7 +155,7 @@ func listenStream(network, addr, reply string) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{Network: network, Addr: ln.Addr().String(), close: func() { ln.Close() }}
+	l := newListener(network, ln.Addr().String(), func() { ln.Close() })
 	go l.serveStream(ln, reply)
 	return l, nil
 }
@@ -114,7 +165,7 @@ func listenUDP(addr string) (*Listener, error) {
 	if err != nil {
 		return nil, err
 	}
-	l := &Listener{Network: "udp", Addr: pc.LocalAddr().String(), close: func() { pc.Close() }}
+	l := newListener("udp", pc.LocalAddr().String(), func() { pc.Close() })
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -122,7 +173,7 @@ func listenUDP(addr string) (*Listener, error) {
 			if err != nil {
 				return
 			}
-			l.record(buf[:n])
+			l.record(buf[:n], false)
 		}
 	}()
 	return l, nil
@@ -131,19 +182,38 @@ func listenUDP(addr string) (*Listener, error) {
 // Fixture is everything the harness plants on the host for one run, and
 // removes afterwards.
 type Fixture struct {
-	C     Canaries
-	Base  string // the run's temp dir (removed at the end)
-	H     string // the fake host home
-	Root  bool
-	Probe string // this executable
+	C    Canaries
+	Base string // the run's temp dir (removed at the end)
+	H    string // the fake host home
+	Root bool   // the harness runs as root
+	// RootPlanted: the root-only fixture (RootPrep) exists, planted by
+	// this harness as root or by a root parent of a rootless one.
+	RootPlanted bool
+	Probe       string // this executable
 
-	RootFile, OtherFile string // /etc files (root runs)
-	EtcSock             string // a world-connectable socket in /etc (root runs)
+	RootFile, OtherFile string // /etc files (RootPlanted)
+	TwinFile, TwinToken string // RootPrep.TwinFile and its content
+	EtcSock             string // a world-connectable socket under /etc (RootPlanted)
 	HiddenSock          string // a socket in the run dir, absent from the view
 	AgentSock           string // SSH_AUTH_SOCK
 	Abstract            string // abstract socket name in the host netns
 
 	TCP, UDP, Any, Unix, Etc, Abs, Agent *Listener
+	// DNS is every lookup the sessions' egress proxies made of a name
+	// outside the allowlists (dns resolves for them).
+	DNS       *Listener
+	dns       *fakeDNS
+	Net       *fakeNet    // the fake internet (network cases only)
+	listeners []*Listener // every listener, for the shared oracle
+
+	KeyDesc string // the description of C-KEY's key in the user keyring
+	KeyErr  error  // why it could not be added
+	// Policies are host policy files a session must not change (W04):
+	// in the host home, and under /etc when RootPlanted.
+	Policies []string
+	// ModFile is a file in the host's module cache, which the default
+	// policy binds read-only into every session (W24).
+	ModFile string
 
 	Decoy *exec.Cmd // host process with canaries in argv and environment
 
@@ -151,8 +221,9 @@ type Fixture struct {
 	cleanup []func()
 }
 
-// setupFixture plants the canaries and starts the listeners.
-func setupFixture() (f *Fixture, err error) {
+// setupFixture plants the canaries and starts the listeners; inNet
+// starts the fake internet too (in the child's network namespace).
+func setupFixture(inNet bool) (f *Fixture, err error) {
 	f = &Fixture{Root: os.Geteuid() == 0, env: map[string]*string{}}
 	defer func() {
 		if err != nil {
@@ -188,44 +259,47 @@ func setupFixture() (f *Fixture, err error) {
 	}
 	// A fake module cache: the default policy binds ~/go/pkg/mod
 	// read-only into every session.
-	if err = os.MkdirAll(filepath.Join(f.H, "go/pkg/mod/cache"), 0o755); err != nil {
+	f.ModFile = filepath.Join(f.H, "go/pkg/mod/cache/download/cordon-redteam/v1.txt")
+	if err = os.MkdirAll(filepath.Dir(f.ModFile), 0o755); err != nil {
 		return f, err
+	}
+	if err = os.WriteFile(f.ModFile, []byte("module cache entry\n"), 0o644); err != nil {
+		return f, err
+	}
+	f.Policies = []string{filepath.Join(f.H, ".config/cordon/policy.yaml")}
+	if err = os.MkdirAll(filepath.Dir(f.Policies[0]), 0o755); err != nil {
+		return f, err
+	}
+	if err = os.WriteFile(f.Policies[0], []byte("version: 1\n# the host's policy\n"), 0o644); err != nil {
+		return f, err
+	}
+	f.C.Key, f.KeyDesc = randHex(16), "cordon-redteam-key-"+randHex(6)
+	if id, kerr := unix.AddKey("user", f.KeyDesc, []byte(f.C.Key), unix.KEY_SPEC_USER_KEYRING); kerr != nil {
+		f.KeyErr = kerr
+	} else {
+		f.cleanup = append(f.cleanup, func() { _, _ = unix.KeyctlInt(unix.KEYCTL_INVALIDATE, id, 0, 0, 0) })
 	}
 	if err = os.Chmod(f.H, 0o755); err != nil { // the module cache under it must be walkable
 		return f, err
 	}
-	if f.Root {
-		tag := randHex(6)
-		f.C.Root, f.C.Other = randHex(16), randHex(16)
-		f.RootFile = "/etc/cordon-redteam-root-" + tag
-		f.OtherFile = "/etc/cordon-redteam-other-" + tag
-		f.cleanup = append(f.cleanup, func() { os.Remove(f.RootFile); os.Remove(f.OtherFile) })
-		if err = os.WriteFile(f.RootFile, []byte(f.C.Root+"\n"), 0o600); err != nil {
-			return f, err
-		}
-		if err = os.WriteFile(f.OtherFile, []byte(f.C.Other+"\n"), 0o600); err != nil {
-			return f, err
-		}
-		if err = os.Chown(f.OtherFile, 54321, 54321); err != nil {
-			return f, err
-		}
-		f.EtcSock = "/etc/cordon-redteam-" + tag + ".sock"
-		f.cleanup = append(f.cleanup, func() { os.Remove(f.EtcSock) })
-		if f.Etc, err = listenStream("unix", f.EtcSock, ""); err != nil {
-			return f, err
-		}
-		f.cleanup = append(f.cleanup, f.Etc.close)
-		if err = os.Chmod(f.EtcSock, 0o666); err != nil { // like /run/dbus/system_bus_socket
-			return f, err
-		}
+	prep, err := f.rootPrep()
+	if err != nil {
+		return f, err
 	}
-	listeners := []struct {
-		l             **Listener
-		network, addr string
-		reply         string
-	}{
-		{&f.TCP, "tcp", "127.0.0.1:0", ""},
-		{&f.Any, "tcp", ":0", ""},
+	if prep != nil {
+		f.RootPlanted = true
+		f.C.Root, f.C.Other = prep.RootCanary, prep.OtherCanary
+		f.RootFile, f.OtherFile = prep.RootFile, prep.OtherFile
+		f.TwinFile, f.TwinToken = prep.TwinFile, prep.TwinToken
+		f.EtcSock = filepath.Join(prep.EtcDir, "sock")
+		pol := filepath.Join(prep.EtcDir, "policy.yaml")
+		if err = os.WriteFile(pol, []byte("version: 1\n# the host's policy\n"), 0o644); err != nil {
+			return f, err
+		}
+		f.Policies = append(f.Policies, pol)
+		if f.Etc, err = f.listen("unix", f.EtcSock, ""); err != nil { // 0666, like /run/dbus/system_bus_socket
+			return f, err
+		}
 	}
 	f.HiddenSock = filepath.Join(f.Base, "daemon.sock")
 	f.Abstract = "cordon-redteam-" + randHex(8)
@@ -234,36 +308,32 @@ func setupFixture() (f *Fixture, err error) {
 		return f, err
 	}
 	f.AgentSock = filepath.Join(agentDir, "agent.sock")
-	listeners = append(listeners,
-		struct {
-			l             **Listener
-			network, addr string
-			reply         string
-		}{&f.Unix, "unix", f.HiddenSock, ""},
-		struct {
-			l             **Listener
-			network, addr string
-			reply         string
-		}{&f.Abs, "unix", "@" + f.Abstract, ""},
-		struct {
-			l             **Listener
-			network, addr string
-			reply         string
-		}{&f.Agent, "unix", f.AgentSock, "ssh-ed25519 AAAA " + f.C.Agent + "\n"},
-	)
-	for _, l := range listeners {
-		if *l.l, err = listenStream(l.network, l.addr, l.reply); err != nil {
+	for _, l := range []struct {
+		l             **Listener
+		network, addr string
+		reply         string
+	}{
+		{&f.TCP, "tcp", "127.0.0.1:0", ""},
+		{&f.Any, "tcp", ":0", ""},
+		{&f.Unix, "unix", f.HiddenSock, ""},
+		{&f.Abs, "unix", "@" + f.Abstract, ""},
+		{&f.Agent, "unix", f.AgentSock, "ssh-ed25519 AAAA " + f.C.Agent + "\n"},
+		{&f.UDP, "udp", "127.0.0.1:0", ""},
+	} {
+		if *l.l, err = f.listen(l.network, l.addr, l.reply); err != nil {
 			return f, err
 		}
-		f.cleanup = append(f.cleanup, (*l.l).close)
-		if l.network == "unix" && !strings.HasPrefix(l.addr, "@") {
-			_ = os.Chmod(l.addr, 0o666)
+	}
+
+	f.DNS = newListener("dns", "resolver", func() {})
+	f.DNS.legit = allowedName
+	f.listeners = append(f.listeners, f.DNS)
+	f.dns = &fakeDNS{log: f.DNS, names: inNet, flips: map[string]bool{}}
+	if inNet {
+		if err = f.startFakeNet(); err != nil {
+			return f, err
 		}
 	}
-	if f.UDP, err = listenUDP("127.0.0.1:0"); err != nil {
-		return f, err
-	}
-	f.cleanup = append(f.cleanup, f.UDP.close)
 
 	f.setenv("CORDON_REDTEAM_SECRET", f.C.Env)
 	f.setenv("AWS_SECRET_ACCESS_KEY", f.C.Env)
@@ -308,21 +378,68 @@ func (f *Fixture) Close() {
 	f.cleanup = nil
 }
 
-// hits sums what every host listener has received.
-func (f *Fixture) hits() (int64, []string) {
-	var n int64
-	var got []string
-	for _, l := range []*Listener{f.TCP, f.UDP, f.Any, f.Unix, f.Etc, f.Abs, f.Agent} {
-		if l == nil {
-			continue
-		}
-		h, g := l.Hits()
-		n += h
-		for _, x := range g {
-			got = append(got, l.Network+" "+l.Addr+": "+x)
+// listen starts a host listener the shared oracle watches; a pathname
+// unix socket is made connectable by every uid (0666).
+func (f *Fixture) listen(network, addr, reply string) (l *Listener, err error) {
+	if network == "udp" {
+		l, err = listenUDP(addr)
+	} else {
+		l, err = listenStream(network, addr, reply)
+	}
+	if err != nil {
+		return nil, err
+	}
+	f.cleanup = append(f.cleanup, l.close)
+	f.listeners = append(f.listeners, l)
+	if network == "unix" && !strings.HasPrefix(addr, "@") {
+		if err := os.Chmod(addr, 0o666); err != nil {
+			return nil, err
 		}
 	}
-	return n, got
+	return l, nil
+}
+
+// mark is where every listener's arrivals stand now.
+func (f *Fixture) mark() []int {
+	m := make([]int, len(f.listeners))
+	for i, l := range f.listeners {
+		m[i] = l.mark()
+	}
+	return m
+}
+
+// unexpected waits (at most 3 s) for connections still being read, then
+// returns every arrival since mark m that lacks the control token ct:
+// bytes that reached the host from somewhere other than a control.
+func (f *Fixture) unexpected(m []int, ct string) []string {
+	deadline := time.Now().Add(3 * time.Second)
+	time.Sleep(20 * time.Millisecond) // datagrams in flight
+	var out []string
+	for i, l := range f.listeners {
+		l.settle(deadline)
+		n := 0
+		if i < len(m) {
+			n = m[i]
+		}
+		for _, a := range l.since(n) {
+			if (ct == "" || !strings.Contains(a, ct)) && (l.legit == nil || !l.legit(a)) {
+				out = append(out, fmt.Sprintf("%s %s got %q", l.Network, l.Addr, tail(a, 200)))
+			}
+		}
+	}
+	return out
+}
+
+// arrived reports whether listener l got an arrival containing s since
+// mark n (of l alone): a control's proof.
+func (l *Listener) arrived(n int, s string) bool {
+	l.settle(time.Now().Add(3 * time.Second))
+	for _, a := range l.since(n) {
+		if strings.Contains(a, s) {
+			return true
+		}
+	}
+	return false
 }
 
 // homeManifest is the fake home's files with size and mtime: any change
@@ -395,4 +512,28 @@ func copyProbe(src, ws string) (string, error) {
 		return "", err
 	}
 	return dst, out.Close()
+}
+
+// hostIPCLeft finds (and removes) what the ipc probe leaves when it runs
+// in the harness's own IPC namespace or user keyring: any of it there
+// after a case means a session wrote outside its own namespaces.
+func hostIPCLeft() []string {
+	var left []string
+	if id, err := unix.SysvShmGet(ipcKey, 0, 0); err == nil {
+		left = append(left, "SysV shm segment")
+		_, _ = unix.SysvShmCtl(id, unix.IPC_RMID, nil)
+	}
+	if q, _, e := unix.Syscall(unix.SYS_MSGGET, ipcKey, 0, 0); e == 0 {
+		left = append(left, "SysV message queue")
+		_, _, _ = unix.Syscall(unix.SYS_MSGCTL, q, unix.IPC_RMID, 0)
+	}
+	name := append([]byte(mqName), 0)
+	if _, _, e := unix.Syscall(unix.SYS_MQ_UNLINK, uintptr(unsafe.Pointer(&name[0])), 0, 0); e == 0 {
+		left = append(left, "POSIX message queue")
+	}
+	if id, err := unix.KeyctlSearch(unix.KEY_SPEC_USER_KEYRING, "user", "cordon-redteam-ipc", 0); err == nil {
+		left = append(left, "user keyring key")
+		_, _ = unix.KeyctlInt(unix.KEYCTL_UNLINK, id, unix.KEY_SPEC_USER_KEYRING, 0, 0)
+	}
+	return left
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/netip"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -16,6 +17,8 @@ import (
 	"unsafe"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/cordon-sandbox/cordon/internal/linux"
 )
 
 // ProbeArgs are the arguments that make this binary (the cordon CLI or
@@ -69,6 +72,26 @@ var probes = map[string]func([]string){
 	"procfd":    probeProcFD,
 	"linkout":   probeLinkOut,
 	"chrootesc": probeChrootEscape,
+	"ipc":       probeIPC,
+	netStage:    probeFakeNet,
+	"proxy":     probeProxy,
+	"proxyseq":  probeProxySeq,
+	"tunnel":    probeTunnel,
+	"tls":       probeTLS,
+	"socks":     probeSOCKS,
+	"dnsq":      probeDNSQuery,
+	"fastopen":  probeFastOpen,
+	"connrace":  probeConnRace,
+	"vsock":     probeVsock,
+	"flood":     probeFlood,
+	"api":       probeAPI,
+	"abi":       probeABI,
+	"exe":       probeExe,
+	"hold":      holdProbe,
+	"addaddr":   probeAddAddr,
+	"mkexec":    probeMkexec,
+	"keyread":   probeKeyRead,
+	"denyloop":  probeDenyLoop,
 }
 
 func report(what string, err error) {
@@ -248,12 +271,18 @@ func probeInject(args []string) {
 	}
 }
 
-// connect NET ADDR: tcp, udp, unix (path) or abstract (name, no @).
+// connect NET ADDR [PAYLOAD]: tcp, udp, unix (path) or abstract (name,
+// no @). Sends PAYLOAD (controls send the control token), half-closes,
+// and prints what the other end answered.
 func probeConnect(args []string) {
-	if len(args) != 2 {
+	if len(args) < 2 {
 		return
 	}
 	network, addr := args[0], args[1]
+	payload := "cordon-redteam-probe"
+	if len(args) > 2 {
+		payload = args[2]
+	}
 	switch network {
 	case "abstract":
 		network, addr = "unix", "@"+addr
@@ -266,9 +295,16 @@ func probeConnect(args []string) {
 		report("connect "+network+" "+addr, err)
 		return
 	}
-	_, err = c.Write([]byte("cordon-redteam-probe\n"))
+	defer c.Close()
+	_, err = c.Write([]byte(payload + "\n"))
 	report("send "+network+" "+addr, err)
-	c.Close()
+	if cw, ok := c.(interface{ CloseWrite() error }); ok && err == nil && !strings.HasPrefix(network, "udp") {
+		_ = cw.CloseWrite()
+		_ = c.SetReadDeadline(time.Now().Add(2 * time.Second))
+		if b, _ := io.ReadAll(io.LimitReader(c, 512)); len(b) > 0 {
+			fmt.Printf("reply %q\n", b)
+		}
+	}
 }
 
 func probeRawSock([]string) {
@@ -279,14 +315,8 @@ func probeRawSock([]string) {
 		{"raw-icmp", unix.AF_INET, unix.SOCK_RAW, unix.IPPROTO_ICMP},
 		{"raw-ipv6", unix.AF_INET6, unix.SOCK_RAW, unix.IPPROTO_ICMPV6},
 		{"packet", unix.AF_PACKET, unix.SOCK_RAW, 0x0300},
-		{"vsock", unix.AF_VSOCK, unix.SOCK_STREAM, 0},
 	} {
 		fd, err := unix.Socket(s.dom, s.typ, s.p)
-		if err == nil && s.what == "vsock" {
-			// Creating one is harmless; reaching the host is the attack.
-			sa := &unix.SockaddrVM{CID: unix.VMADDR_CID_HOST, Port: 47004}
-			err = unix.Connect(fd, sa)
-		}
 		if fd >= 0 {
 			unix.Close(fd)
 		}
@@ -345,7 +375,10 @@ func probeOpenWrite(args []string) {
 	}
 }
 
-// dev DIR: mknod in DIR, and open every device node of /dev read-write.
+// dev DIR [walk]: mknod /dev/mem (c 1 1) and a whiteout (c 0 0, what a
+// user namespace may make) in DIR; with walk, open every device node of
+// /dev read-write but the minimal set. Never walk the host's /dev: some
+// devices act on open (a watchdog arms, a tape rewinds).
 func probeDev(args []string) {
 	if len(args) < 1 {
 		return
@@ -361,13 +394,22 @@ func probeDev(args []string) {
 		os.Remove(node)
 	}
 	report("mknod c 1 1", err)
+	wh := filepath.Join(args[0], "rt-whiteout")
+	err = unix.Mknod(wh, unix.S_IFCHR|0o600, 0)
+	if err == nil {
+		os.Remove(wh)
+	}
+	report("mknod c 0 0 (whiteout)", err)
+	if len(args) < 2 || args[1] != "walk" {
+		return
+	}
 	allowed := map[string]bool{"null": true, "zero": true, "full": true, "random": true, "urandom": true, "tty": true, "ptmx": true, "pts/ptmx": true}
 	_ = filepath.WalkDir("/dev", func(p string, d os.DirEntry, err error) error {
 		if err != nil || d.IsDir() {
 			return nil
 		}
 		rel := strings.TrimPrefix(p, "/dev/")
-		if d.Type()&os.ModeDevice == 0 || allowed[rel] {
+		if d.Type()&os.ModeDevice == 0 || allowed[rel] || strings.HasPrefix(rel, "watchdog") {
 			return nil
 		}
 		fd, oerr := unix.Open(p, unix.O_RDWR|unix.O_NONBLOCK|unix.O_NOCTTY|unix.O_CLOEXEC, 0)
@@ -381,8 +423,25 @@ func probeDev(args []string) {
 
 // tiocsti: inject a byte into a pty of the probe's own (never the
 // caller's terminal), with the plain request and the high-bit variant
-// that bypassed 64-bit seccomp compares (CVE-2019-10063).
-func probeTIOCSTI([]string) {
+// that bypassed 64-bit seccomp compares (CVE-2019-10063). The pty is the
+// controlling terminal of a child in a new session (what the kernel asks
+// of an unprivileged caller while dev.tty.legacy_tiocsti is 1); the
+// child does the ioctls on it.
+func probeTIOCSTI(args []string) {
+	if len(args) > 0 && args[0] == "child" {
+		c := byte('x')
+		for _, req := range []uintptr{unix.TIOCSTI, unix.TIOCSTI | 1<<32} {
+			_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, req, uintptr(unsafe.Pointer(&c)))
+			report(fmt.Sprintf("TIOCSTI %#x", req), errnoErr(e))
+		}
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, 0, unix.TIOCLINUX, uintptr(unsafe.Pointer(&[]byte{3}[0])))
+		if errors.Is(e, unix.EINVAL) || errors.Is(e, unix.ENOTTY) { // reached the tty layer, not a console
+			fmt.Printf("reached TIOCLINUX: %v\n", e)
+		} else {
+			report("TIOCLINUX", errnoErr(e))
+		}
+		return
+	}
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
 	if err != nil {
 		report("open-ptmx", err)
@@ -404,24 +463,16 @@ func probeTIOCSTI([]string) {
 		return
 	}
 	defer s.Close()
-	c := byte('x')
-	for _, req := range []uintptr{unix.TIOCSTI, unix.TIOCSTI | 1<<32} {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, s.Fd(), req, uintptr(unsafe.Pointer(&c)))
-		var err error
-		if e != 0 {
-			err = e
-		}
-		report(fmt.Sprintf("TIOCSTI %#x", req), err)
+	self, err := os.Executable()
+	if err != nil {
+		report("executable", err)
+		return
 	}
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, s.Fd(), unix.TIOCLINUX, uintptr(unsafe.Pointer(&[]byte{3}[0])))
-	var lerr error
-	if e != 0 {
-		lerr = e
-	}
-	if errors.Is(lerr, unix.EINVAL) || errors.Is(lerr, unix.ENOTTY) { // reached the tty layer, not a console
-		fmt.Printf("reached TIOCLINUX: %v\n", lerr)
-	} else {
-		report("TIOCLINUX", lerr)
+	cmd := exec.Command(self, "redteam", "probe", "tiocsti", "child")
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = s, os.Stdout, os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Run(); err != nil {
+		report("start the injecting child", err)
 	}
 }
 
@@ -692,4 +743,222 @@ func probeChrootEscape(args []string) {
 	}
 	_ = os.MkdirAll(d, 0o755)
 	report("chroot", unix.Chroot(d))
+}
+
+// ipcKey names the SysV objects of the ipc probe; mqName its POSIX
+// message queue.
+const (
+	ipcKey = 0x52edc0de
+	mqName = "cordon-redteam"
+)
+
+// ipc put SECRET | ipc get: leave SECRET in a SysV shared memory segment,
+// a SysV message queue, a POSIX message queue and the user keyring (all
+// outlive the process), or look for what is there.
+func probeIPC(args []string) {
+	if len(args) == 0 {
+		return
+	}
+	switch args[0] {
+	case "put":
+		if len(args) < 2 {
+			return
+		}
+		secret := []byte(args[1])
+		id, err := unix.SysvShmGet(ipcKey, 4096, unix.IPC_CREAT|0o666)
+		if err == nil {
+			var b []byte
+			if b, err = unix.SysvShmAttach(id, 0, 0); err == nil {
+				copy(b, secret)
+				_ = unix.SysvShmDetach(b)
+			}
+		}
+		report("shm put", err)
+		q, _, e := unix.Syscall(unix.SYS_MSGGET, ipcKey, unix.IPC_CREAT|0o666, 0)
+		if e == 0 {
+			msg := append([]byte{1, 0, 0, 0, 0, 0, 0, 0}, secret...) // mtype 1
+			_, _, e = unix.Syscall6(unix.SYS_MSGSND, q, uintptr(unsafe.Pointer(&msg[0])), uintptr(len(secret)), unix.IPC_NOWAIT, 0, 0)
+		}
+		report("msg put", errnoErr(e))
+		name := append([]byte(mqName), 0)
+		mq, _, e := unix.Syscall6(unix.SYS_MQ_OPEN, uintptr(unsafe.Pointer(&name[0])), unix.O_CREAT|unix.O_RDWR, 0o666, 0, 0, 0)
+		if e == 0 {
+			_, _, e = unix.Syscall6(unix.SYS_MQ_TIMEDSEND, mq, uintptr(unsafe.Pointer(&secret[0])), uintptr(len(secret)), 0, 0, 0)
+			unix.Close(int(mq))
+		}
+		report("mq put", errnoErr(e))
+		_, err = unix.AddKey("user", "cordon-redteam-ipc", secret, unix.KEY_SPEC_USER_KEYRING)
+		report("key put", err)
+	case "get":
+		if id, err := unix.SysvShmGet(ipcKey, 0, 0); err == nil {
+			if b, err := unix.SysvShmAttach(id, 0, unix.SHM_RDONLY); err == nil {
+				fmt.Printf("shm %q\n", strings.TrimRight(string(b[:64]), "\x00"))
+				_ = unix.SysvShmDetach(b)
+			}
+		}
+		if q, _, e := unix.Syscall(unix.SYS_MSGGET, ipcKey, 0, 0); e == 0 {
+			buf := make([]byte, 8+256)
+			if n, _, e := unix.Syscall6(unix.SYS_MSGRCV, q, uintptr(unsafe.Pointer(&buf[0])), 256, 0, unix.IPC_NOWAIT, 0); e == 0 {
+				fmt.Printf("msg %q\n", buf[8:8+n])
+			}
+		}
+		name := append([]byte(mqName), 0)
+		if mq, _, e := unix.Syscall6(unix.SYS_MQ_OPEN, uintptr(unsafe.Pointer(&name[0])), unix.O_RDONLY|unix.O_NONBLOCK, 0, 0, 0, 0); e == 0 {
+			buf := make([]byte, 8192)
+			if n, _, e := unix.Syscall6(unix.SYS_MQ_TIMEDRECEIVE, mq, uintptr(unsafe.Pointer(&buf[0])), uintptr(len(buf)), 0, 0, 0); e == 0 {
+				fmt.Printf("mq %q\n", buf[:n])
+			}
+			unix.Close(int(mq))
+		}
+		if id, err := unix.KeyctlSearch(unix.KEY_SPEC_USER_KEYRING, "user", "cordon-redteam-ipc", 0); err == nil {
+			buf := make([]byte, 256)
+			if n, err := unix.KeyctlBuffer(unix.KEYCTL_READ, id, buf, 0); err == nil {
+				fmt.Printf("key %q\n", buf[:min(n, len(buf))])
+			}
+		}
+	}
+}
+
+func errnoErr(e syscall.Errno) error {
+	if e == 0 {
+		return nil
+	}
+	return e
+}
+
+// exe PID...: the runc escape of CVE-2019-5736 without the write: open
+// /proc/PID/exe (O_PATH), then reopen it for writing through
+// /proc/self/fd. ETXTBSY means the permission check passed and only the
+// running program stood in the way. Never writes. "all": every pid but
+// this one.
+func probeExe(args []string) {
+	var pids []string
+	for _, a := range args {
+		if a != "all" {
+			pids = append(pids, a)
+			continue
+		}
+		ents, _ := os.ReadDir("/proc")
+		for _, e := range ents {
+			if p, err := strconv.Atoi(e.Name()); err == nil && p != os.Getpid() {
+				pids = append(pids, e.Name())
+			}
+		}
+	}
+	for _, pid := range pids {
+		target, _ := os.Readlink("/proc/" + pid + "/exe")
+		fd, err := unix.Open("/proc/"+pid+"/exe", unix.O_PATH|unix.O_CLOEXEC, 0)
+		if err != nil {
+			report("open-path exe pid "+pid, err)
+			continue
+		}
+		w, err := unix.Open(fmt.Sprintf("/proc/self/fd/%d", fd), unix.O_WRONLY|unix.O_CLOEXEC, 0)
+		if err == nil {
+			unix.Close(w)
+		}
+		if errors.Is(err, unix.ETXTBSY) {
+			fmt.Printf("OK reopen-write exe pid %s (%s): ETXTBSY, writable once it exits\n", pid, target)
+		} else {
+			report(fmt.Sprintf("reopen-write exe pid %s (%s)", pid, target), err)
+		}
+		unix.Close(fd)
+	}
+}
+
+// holdProbe DURATION: sleep (a process for controls to point at).
+func holdProbe(args []string) { hold(args) }
+
+// addaddr ADDR/BITS: add an address to lo through netlink.
+func probeAddAddr(args []string) {
+	if len(args) < 1 {
+		return
+	}
+	p, err := netip.ParsePrefix(args[0])
+	if err != nil {
+		report("parse", err)
+		return
+	}
+	report("rtnetlink add "+args[0], linux.AddAddress("lo", p))
+}
+
+// mkexec DIR: make set-user-ID and set-group-ID executables in DIR the
+// ways a program can: open(O_CREAT) with the mode, and chmod after.
+func probeMkexec(args []string) {
+	if len(args) < 1 {
+		return
+	}
+	self, err := os.ReadFile("/bin/true")
+	if err != nil {
+		report("read /bin/true", err)
+		return
+	}
+	for _, m := range []struct {
+		name string
+		mode uint32
+	}{{"suid-open", 0o4755}, {"sgid-open", 0o2755}} {
+		p := filepath.Join(args[0], m.name)
+		fd, err := unix.Open(p, unix.O_CREAT|unix.O_WRONLY|unix.O_TRUNC|unix.O_CLOEXEC, m.mode)
+		if err == nil {
+			_, err = unix.Write(fd, self)
+			unix.Close(fd)
+		}
+		report("create "+m.name, err)
+	}
+	for _, m := range []struct {
+		name string
+		mode uint32
+	}{{"suid-chmod", 0o4755}, {"sgid-chmod", 0o2755}, {"suid-fchmodat", 0o6755}} {
+		p := filepath.Join(args[0], m.name)
+		err := os.WriteFile(p, self, 0o755)
+		if err == nil {
+			if m.name == "suid-fchmodat" {
+				err = unix.Fchmodat(unix.AT_FDCWD, p, m.mode, 0)
+			} else {
+				err = unix.Chmod(p, m.mode)
+			}
+		}
+		report("chmod "+m.name, err)
+	}
+	// A file capability: security.capability v2 (root-relative) for
+	// cap_setuid, what setcap writes.
+	p := filepath.Join(args[0], "fcap")
+	if err := os.WriteFile(p, self, 0o755); err == nil {
+		v2 := []byte{0, 0, 0, 2, 0x80, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0}
+		report("setxattr security.capability", unix.Setxattr(p, "security.capability", v2, 0))
+	}
+}
+
+// keyread DESC: find DESC in the user and session keyrings and read it.
+func probeKeyRead(args []string) {
+	if len(args) < 1 {
+		return
+	}
+	for _, ring := range []int{unix.KEY_SPEC_USER_KEYRING, unix.KEY_SPEC_SESSION_KEYRING, unix.KEY_SPEC_PROCESS_KEYRING} {
+		id, err := unix.KeyctlSearch(ring, "user", args[0], 0)
+		if err != nil {
+			report(fmt.Sprintf("keyctl search %d", ring), err)
+			continue
+		}
+		buf := make([]byte, 256)
+		n, err := unix.KeyctlBuffer(unix.KEYCTL_READ, id, buf, 0)
+		if err == nil {
+			fmt.Printf("OK key %q\n", buf[:min(n, len(buf))])
+		} else {
+			report("keyctl read", err)
+		}
+	}
+}
+
+// denyloop DURATION: make denied system calls (keyctl) as fast as the
+// kernel returns them.
+func probeDenyLoop(args []string) {
+	d := 2 * time.Second
+	if len(args) > 0 {
+		d, _ = time.ParseDuration(args[0])
+	}
+	n := 0
+	for end := time.Now().Add(d); time.Now().Before(end); n++ {
+		unix.RawSyscall(unix.SYS_KEYCTL, 0, ^uintptr(2), 0)
+	}
+	fmt.Printf("denyloop %d calls\n", n)
 }

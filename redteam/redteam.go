@@ -13,6 +13,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"sort"
 	"strings"
 	"time"
 
@@ -42,8 +43,12 @@ const (
 	// NeedAPI marks a case that drives cordon's own API (file tools,
 	// several sessions, teardown): not applicable under --wrap.
 	NeedAPI Needs = 1 << iota
-	// NeedRoot marks a case whose fixture needs host root.
+	// NeedRoot marks a case whose fixture needs host root (planted by
+	// the harness as root, or for a rootless run by a root parent).
 	NeedRoot
+	// NeedNet marks a case that runs in the fake internet: a child of
+	// the harness in a network namespace of its own (fakenet_linux.go).
+	NeedNet
 )
 
 // Case is one attack.
@@ -227,8 +232,13 @@ func (r *Report) Scorecard() string {
 	}
 	var metrics []string
 	for _, res := range r.Results {
-		for k, v := range res.Metrics {
-			metrics = append(metrics, fmt.Sprintf("%s/%s %s=%s", res.ID, res.Mode, k, v))
+		keys := make([]string, 0, len(res.Metrics))
+		for k := range res.Metrics {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			metrics = append(metrics, fmt.Sprintf("%s/%s %s=%s", res.ID, res.Mode, k, res.Metrics[k]))
 		}
 	}
 	if len(metrics) > 0 {
@@ -248,12 +258,32 @@ func (r *Report) Scorecard() string {
 // Listing renders the case table as Markdown.
 func Listing(cases []*Case) string {
 	var b strings.Builder
-	b.WriteString("| ID | class | title | probe | oracle (attack succeeded if) | control | source |\n|---|---|---|---|---|---|---|\n")
+	b.WriteString("| ID | class | title | probe | oracle (attack succeeded if) | control | runs | source |\n|---|---|---|---|---|---|---|---|\n")
 	esc := func(s string) string { return strings.ReplaceAll(strings.ReplaceAll(s, "|", `\|`), "\n", " ") }
 	for _, c := range cases {
-		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Class, esc(c.Title), esc(c.Probe), esc(c.Oracle), esc(c.Control), esc(c.Source))
+		fmt.Fprintf(&b, "| %s | %s | %s | %s | %s | %s | %s | %s |\n", c.ID, c.Class, esc(c.Title), esc(c.Probe), esc(c.Oracle), esc(c.Control), c.runs(), esc(c.Source))
 	}
 	return b.String()
+}
+
+// runs says how a case is run, for the listing.
+func (c *Case) runs() string {
+	var r []string
+	if c.FreshOnly {
+		r = append(r, "fresh")
+	} else {
+		r = append(r, "fresh, warm")
+	}
+	if c.Needs&NeedNet != 0 {
+		r = append(r, "fake internet")
+	}
+	if c.Needs&NeedRoot != 0 {
+		r = append(r, "root fixture")
+	}
+	if c.Needs&NeedAPI != 0 {
+		r = append(r, "cordon API (n/a under --wrap)")
+	}
+	return strings.Join(r, "; ")
 }
 
 // Config selects what a run does.
@@ -265,4 +295,9 @@ type Config struct {
 	Wrap []string
 	// Progress, when set, gets one line per finished case run.
 	Progress io.Writer
+	// Verbose adds, after each case run's line, everything the sandbox
+	// returned to it (to Progress).
+	Verbose bool
+
+	inNet bool // this is the fake-internet child: run the network cases
 }

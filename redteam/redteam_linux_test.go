@@ -3,7 +3,10 @@ package redteam_test
 import (
 	"context"
 	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -24,15 +27,23 @@ func TestMain(m *testing.M) {
 // test skips it only while it stays a finding.
 var knownFindings = map[string]string{
 	"E11": "a world-connectable pathname unix socket under a read-only bind (/etc) is connectable from a session (Landlock ABI 7 has no RESOLVE_UNIX; read-only binds do not stop connect)",
+	// Found by this suite (issue 6, second round); reported to the
+	// sandbox, network and MCP owners with the reproduction in
+	// docs/redteam.md.
+	"E30": "a session can plant set-user-ID and set-group-ID executables in its workspace; root-started, they belong to root on the host (the idmapped workspace maps the executor to the workspace's owner) and any host user who runs one gets euid 0",
+	"N16": "a session can open AF_VSOCK sockets: vsock is not network-namespaced before Linux 7.0, so on a VM guest a session can reach the hypervisor's vsock services past its network namespace and the egress proxy",
+	"E14": "cordon mcp passes raw terminal escape sequences (OSC 52 clipboard writes, OSC 8 links, CSI reports) from tool output into the text of tool results, which clients print",
+	// A stated gap (docs/security.md, \"No workspace quota\"), measured.
+	"D10": "no workspace quota: a session can fill the filesystem its workspace lives on",
 }
 
 // TestSuite runs the whole red-team suite: every case in a fresh session
 // and as a later call of a warm one.
 func TestSuite(t *testing.T) {
 	if testing.Short() {
-		t.Skip("the red-team suite takes about a minute")
+		t.Skip("the red-team suite takes about 80 s")
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 170*time.Second)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
 	rep, err := redteam.Run(ctx, redteam.Config{Progress: testWriter{t}})
 	if err != nil {
@@ -80,4 +91,79 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// TestRootless re-runs TestSuite as uid 65534, so that rootless sessions
+// face the whole suite on every CI run (which is root). What only root
+// can plant (R04's files, E11's directory under /etc) is planted here
+// first and handed over with redteam.RootPrepEnv.
+func TestRootless(t *testing.T) {
+	if testing.Short() {
+		t.Skip("the red-team suite takes about 80 s")
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("this run is already unprivileged")
+	}
+	dir, err := os.MkdirTemp("", "cordon-redteam-rootless-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	if err := os.Chmod(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	// The test binary, copied where uid 65534 can run it (the build
+	// cache is private to root).
+	bin := filepath.Join(dir, "redteam.test")
+	src, err := os.ReadFile(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	tmp := filepath.Join(dir, "tmp")
+	if err := os.Mkdir(tmp, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chown(tmp, 65534, 65534); err != nil {
+		t.Fatal(err)
+	}
+	prep, cleanup, err := redteam.PrepareRootless(tmp, 65534, 65534)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(cleanup)
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, bin, "-test.run", "^TestSuite$", "-test.count=1", "-test.v")
+	cmd.Dir = tmp
+	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp, redteam.RootPrepEnv + "=" + prep}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
+	out, err := cmd.CombinedOutput()
+	t.Log("\n" + string(out))
+	if err != nil {
+		t.Fatalf("the suite as uid 65534: %v", err)
+	}
+}
+
+// TestWrapNoSandbox runs cases under a "sandbox" that is none (--wrap
+// env): the suite itself must see the attacks succeed there, and call the
+// cases that need cordon's API not applicable.
+func TestWrapNoSandbox(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	rep, err := redteam.Run(ctx, redteam.Config{Cases: []string{"R01", "R03", "E01", "R13"}, Wrap: []string{"env"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string]redteam.Status{"R01": redteam.Attacked, "R03": redteam.Attacked, "E01": redteam.Attacked, "R13": redteam.NotApplicable}
+	for _, r := range rep.Results {
+		if r.Status != want[r.ID] {
+			t.Errorf("%s under --wrap env: %s, want %s (%s %s)", r.ID, r.Status, want[r.ID], r.Reason, r.Evidence)
+		}
+	}
+	if len(rep.Results) != len(want) || !rep.Failed() {
+		t.Errorf("results %d, failed %v", len(rep.Results), rep.Failed())
+	}
 }

@@ -2,6 +2,7 @@ package redteam
 
 import (
 	"net"
+	"os"
 	"os/signal"
 	"syscall"
 )
@@ -31,4 +32,10 @@ func hostAddrs() ([]string, error) {
 		}
 	}
 	return out, nil
+}
+
+// openFDs counts this process's open descriptors.
+func openFDs() int {
+	ents, _ := os.ReadDir("/proc/self/fd")
+	return len(ents)
 }

@@ -55,8 +55,9 @@ func (m idMap) sysProcAttr() *syscall.SysProcAttr {
 			unix.CLONE_NEWIPC | unix.CLONE_NEWUTS | unix.CLONE_NEWCGROUP,
 		Credential: &syscall.Credential{Uid: 0, Gid: 0, NoSetGroups: !m.rootful},
 		// A second line behind the supervisor's own watch of its socket:
-		// the kernel kills it when the thread that started it dies, so
-		// that thread is kept for it (startSupervisor).
+		// the kernel kills it when the thread that started it dies. (Go
+		// ends a thread only when a goroutine locked to it exits, so
+		// Open must not run on such a goroutine.)
 		Pdeathsig: unix.SIGKILL,
 	}
 	if m.rootful {
@@ -251,7 +252,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, trees...)
 	}
 	cmd.SysProcAttr = ids.sysProcAttr()
-	err = startSupervisor(s.ctx, cmd)
+	err = startFromSpawner(cmd)
 	theirs.Close()
 	egressTheirs.Close()
 	if tree != nil {
@@ -317,25 +318,37 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	return s, nil
 }
 
-// startSupervisor starts cmd from an OS thread kept for it while ctx
-// (the session) lasts. The kernel sends the supervisor its parent-death
-// signal (Pdeathsig) when the thread that started it ends, and Go ends a
-// thread when a goroutine locked to it returns: any goroutine, later, that
-// the scheduler puts on that thread, such as the one that joins the
-// session's mount namespace for a filesystem grant (inSessionMounts).
-// Held here, the thread runs nothing else until the session is over.
-func startSupervisor(ctx context.Context, cmd *exec.Cmd) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		defer runtime.UnlockOSThread()
-		err := cmd.Start()
-		errc <- err
-		if err == nil {
-			<-ctx.Done()
-		}
-	}()
-	return <-errc
+// The supervisor dies with the host (Pdeathsig), and the kernel ties
+// Pdeathsig to the thread that forked, not to the process: were that
+// thread to exit, the session would be killed with it. Go ends a thread
+// when a goroutine that locked it returns still locked (the host does
+// that on purpose to join a session's mount namespace for a filesystem
+// grant), and any OS thread may have been the one that forked. So every
+// supervisor is forked from one thread that is locked for the life of
+// the process and never exits.
+var spawner struct {
+	once sync.Once
+	reqs chan spawnRequest
+}
+
+type spawnRequest struct {
+	cmd  *exec.Cmd
+	done chan error
+}
+
+func startFromSpawner(cmd *exec.Cmd) error {
+	spawner.once.Do(func() {
+		spawner.reqs = make(chan spawnRequest)
+		go func() {
+			runtime.LockOSThread() // for good: this thread must not exit
+			for r := range spawner.reqs {
+				r.done <- r.cmd.Start()
+			}
+		}()
+	})
+	done := make(chan error, 1)
+	spawner.reqs <- spawnRequest{cmd: cmd, done: done}
+	return <-done
 }
 
 // receiveReady waits for the supervisor's ready frame, or ctx.

@@ -15,10 +15,10 @@ import (
 // stage (the suite runs this binary inside sessions as `redteam probe`).
 func redteamCommand() *cobra.Command {
 	var (
-		asJSON, list bool
-		classes      string
-		cases        []string
-		wrap         string
+		asJSON, list, verbose bool
+		classes               string
+		cases                 []string
+		wrap                  string
 	)
 	cmd := &cobra.Command{
 		Use:   "redteam",
@@ -29,7 +29,7 @@ func redteamCommand() *cobra.Command {
 				fmt.Print(redteam.Listing(redteam.Cases()))
 				return nil
 			}
-			cfg := redteam.Config{Cases: cases, Wrap: strings.Fields(wrap)}
+			cfg := redteam.Config{Cases: cases, Wrap: strings.Fields(wrap), Verbose: verbose}
 			if wrap != "" && len(cfg.Wrap) == 0 {
 				return fmt.Errorf("--wrap: empty prefix")
 			}
@@ -62,6 +62,7 @@ func redteamCommand() *cobra.Command {
 	}
 	cmd.Flags().BoolVar(&asJSON, "json", false, "print the report as JSON")
 	cmd.Flags().BoolVar(&list, "list", false, "print the case table as Markdown and exit")
+	cmd.Flags().BoolVarP(&verbose, "verbose", "v", false, "print what the sandbox returned to each case run (to stderr)")
 	cmd.Flags().StringVar(&classes, "class", "", "classes to run, e.g. R,W,E,N,X,D")
 	cmd.Flags().StringSliceVar(&cases, "case", nil, "case IDs to run")
 	cmd.Flags().StringVar(&wrap, "wrap", "", "run the shell cases under this command prefix instead of cordon sessions")
