@@ -10,6 +10,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte("version: 1\nfilesystem:\n  read: [/a, {path: ~/b, at: /c, optional: true}]\n  hide: [/x]\nlimits: {memory: 1.5GiB, timeout: 1h, cpu: 2.5, pids: 9}\n"))
 	f.Add([]byte("version: 1\nenv: {pass: [A], set: {B: \"x\\ty\"}}\nnetwork: {allow: [\"*.a.com:443\", \"[::1]\"], allow_private: [10.0.0.0/8, \"::1\"]}\ncapabilities: {never: [\"fs.*:/root/**\"]}\n"))
 	f.Add([]byte(`{"version": 1, "limits": {"output": 1000}}`))
+	f.Add([]byte("version: 1\nworkspace: {access: write, protect: [.git/hooks, \"*/.git/config\", \"**\", ../x, /y]}\n"))
 	f.Add([]byte("version: 1\n---\nversion: 1\n"))
 	f.Add([]byte("a: &x [*x]\n"))
 	f.Fuzz(func(t *testing.T, data []byte) {

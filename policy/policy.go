@@ -54,6 +54,15 @@ type Policy struct {
 type Workspace struct {
 	// Access is AccessWrite (the default when empty) or AccessRead.
 	Access Access `yaml:"access" json:"access"`
+	// Protect are paths in the workspace, relative to it, that a session
+	// sees read-only although the workspace is writable: files that make
+	// the host run code later (git hooks and configuration, editor tasks,
+	// agent settings). In each entry one path element may use the
+	// wildcards "*" (any run of characters) and "?" (one character);
+	// every other character matches itself, and "*" matches a leading "."
+	// too. Only what exists when the session starts can be protected:
+	// see docs/security.md.
+	Protect []string `yaml:"protect" json:"protect"`
 }
 
 // Filesystem lists host paths made visible in the session, besides the
@@ -316,6 +325,7 @@ func (p *Policy) Clone() *Policy {
 		return nil
 	}
 	q := *p
+	q.Workspace.Protect = slices.Clone(p.Workspace.Protect)
 	q.Filesystem.Read = slices.Clone(p.Filesystem.Read)
 	q.Filesystem.Write = slices.Clone(p.Filesystem.Write)
 	q.Filesystem.Hide = slices.Clone(p.Filesystem.Hide)
@@ -361,6 +371,7 @@ func (p *Policy) Equal(q *Policy) bool {
 func (p *Policy) canonical() *Policy {
 	c := p.Clone()
 	c.source, c.lines, c.expanded = "", nil, false
+	nilIfEmpty(&c.Workspace.Protect)
 	nilIfEmpty(&c.Filesystem.Read)
 	nilIfEmpty(&c.Filesystem.Write)
 	nilIfEmpty(&c.Filesystem.Hide)

@@ -1,6 +1,7 @@
 package policy
 
 import (
+	"errors"
 	"fmt"
 	"math"
 	"path"
@@ -54,6 +55,12 @@ func (v *validator) workspace() {
 	if !v.p.Workspace.Access.valid() {
 		v.addf("workspace.access", "invalid access %q: want \"write\" or \"read\"", v.p.Workspace.Access)
 	}
+	checkEntries(v, "workspace.protect", v.p.Workspace.Protect, func(e string) (string, error) {
+		if msg := checkProtect(e); msg != "" {
+			return "", errors.New(msg)
+		}
+		return e, nil
+	})
 }
 
 func (v *validator) filesystem() {

@@ -99,6 +99,45 @@ func TestValidate(t *testing.T) {
 		{"hide twice",
 			"filesystem:\n  hide: [/x, /x]\n", "filesystem:\n  hide: [/x, /y]\n",
 			"filesystem.hide[1]", "already listed"},
+		{"absolute protect",
+			"workspace:\n  protect: [/.git/hooks]\n", "workspace:\n  protect: [.git/hooks]\n",
+			"workspace.protect[0]", "relative to the workspace"},
+		{"protect dotdot",
+			"workspace:\n  protect: [../.git]\n", "workspace:\n  protect: [.../.git]\n",
+			"workspace.protect[0]", "leaves the workspace"},
+		{"protect inner dotdot",
+			"workspace:\n  protect: [a/../b]\n", "workspace:\n  protect: [a/b]\n",
+			"workspace.protect[0]", "leaves the workspace"},
+		{"protect dot element",
+			"workspace:\n  protect: [./.envrc]\n", "workspace:\n  protect: [.envrc]\n",
+			"workspace.protect[0]", "not clean"},
+		{"protect trailing slash",
+			"workspace:\n  protect: [.vscode/]\n", "workspace:\n  protect: [.vscode]\n",
+			"workspace.protect[0]", "not clean"},
+		{"protect double slash",
+			"workspace:\n  protect: [.git//hooks]\n", "workspace:\n  protect: [.git/hooks]\n",
+			"workspace.protect[0]", "not clean"},
+		{"protect the workspace",
+			"workspace:\n  protect: [.]\n", "workspace:\n  protect: [.x]\n",
+			"workspace.protect[0]", "workspace.access: read"},
+		{"protect empty",
+			"workspace:\n  protect: [\"\"]\n", "workspace:\n  protect: [x]\n",
+			"workspace.protect[0]", "empty"},
+		{"protect NUL",
+			"workspace:\n  protect: [\"a\\0b\"]\n", "workspace:\n  protect: [\"a\\tb\"]\n",
+			"workspace.protect[0]", "NUL"},
+		{"protect double star",
+			"workspace:\n  protect: [\"**/.git/hooks\"]\n", "workspace:\n  protect: [\"*/.git/hooks\"]\n",
+			"workspace.protect[0]", "any depth"},
+		{"protect two wildcard elements",
+			"workspace:\n  protect: [\"*/.git/modules/*/hooks\"]\n", "workspace:\n  protect: [\".git/modules/*/hooks\"]\n",
+			"workspace.protect[0]", "one at most"},
+		{"protect long name",
+			"workspace:\n  protect: [" + strings.Repeat("n", 256) + "]\n", "workspace:\n  protect: [" + strings.Repeat("n", 255) + "]\n",
+			"workspace.protect[0]", "the limit is 255"},
+		{"protect twice",
+			"workspace:\n  protect: [.envrc, .envrc]\n", "workspace:\n  protect: [.envrc, .envrc.local]\n",
+			"workspace.protect[1]", "already listed at workspace.protect[0]"},
 		{"negative memory",
 			"limits:\n  memory: -1GiB\n", "limits:\n  memory: 1GiB\n",
 			"limits.memory", "must not be negative"},
@@ -360,6 +399,50 @@ func TestCheckHost(t *testing.T) {
 	for _, h := range []string{"", "*.github.com", "GitHub.com", "a..b", "a.com:0", "a.com:65536", "[::1", "a b"} {
 		if CheckHost(h) == nil {
 			t.Errorf("%q accepted", h)
+		}
+	}
+}
+
+func TestMatchName(t *testing.T) {
+	for _, tt := range []struct {
+		el, name string
+		want     bool
+	}{
+		{"*", ".git", true},
+		{"*", "vendor", true},
+		{"*", "", true},
+		{"?", "a", true},
+		{"?", "ab", false},
+		{".git", ".git", true},
+		{".git", ".gitx", false},
+		{"*.json", "settings.json", true},
+		{"*.json", "settings.jsonc", false},
+		{"[ab]", "a", false}, // "[" is literal
+		{"[ab]", "[ab]", true},
+		{"*", "a/b", false}, // one name only
+	} {
+		if got := MatchName(tt.el, tt.name); got != tt.want {
+			t.Errorf("MatchName(%q, %q) = %v, want %v", tt.el, tt.name, got, tt.want)
+		}
+	}
+}
+
+// TestDefaultProtect checks that the default policy protects what the
+// red-team catalog's W03 names, and nothing that is ordinary project
+// content.
+func TestDefaultProtect(t *testing.T) {
+	got := map[string]bool{}
+	for _, e := range Default().Workspace.Protect {
+		got[e] = true
+	}
+	for _, want := range []string{".git/config", ".git/hooks", ".git/info", ".vscode", ".idea", ".claude", ".envrc", ".devcontainer", ".githooks", ".husky"} {
+		if !got[want] {
+			t.Errorf("default workspace.protect lacks %s", want)
+		}
+	}
+	for _, not := range []string{".git", ".gitmodules", ".gitattributes", "Makefile", ".env"} {
+		if got[not] {
+			t.Errorf("default workspace.protect has %s, which sessions must be able to write", not)
 		}
 	}
 }

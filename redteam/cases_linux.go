@@ -258,23 +258,48 @@ awk '$6 ~ /(^|,)rw(,|$)/ {print "RWMOUNT", $5, $9}' /proc/self/mountinfo`)
 		},
 	}, {
 		ID: "W03", Class: Write, Title: "workspace metadata the host executes later (.git/hooks, .git/config, .vscode, .claude, .envrc)",
-		Probe:   "write .git/hooks/pre-commit, core.fsmonitor/hooksPath in .git/config, .vscode/tasks.json, .claude/settings.json, .envrc",
-		Oracle:  "issue 6: the default policy keeps these read-only unless fs.write is granted, so any write that lands is the attack",
+		Probe:   "in a repository with .git/hooks, .git/config, .vscode, .claude, .envrc when the session opens: write a hook, core.fsmonitor/hooksPath into .git/config, .vscode/tasks.json, .claude/settings.json, .envrc; rename .git and .vscode away and recreate them",
+		Oracle:  "issue 6: the default policy keeps these read-only (they exist at open) unless fs.write is granted, so any write that lands is the attack (names absent at open are a documented gap, docs/security.md)",
 		Control: "the same writes on the host land",
 		Source:  "W03: openai/codex#37081, trailofbits/claude-code-devcontainer PR#42, mistralai/mistral-vibe PR#962",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			d := filepath.Join(e.WS, "w03-"+e.Tag)
-			_ = os.MkdirAll(filepath.Join(d, ".git/hooks"), 0o755)
-			_ = os.WriteFile(filepath.Join(d, ".git/config"), []byte("[core]\n"), 0o644)
-			payload := `cd "$WS/w03-$T" || exit 1
+			// Protection covers what exists when a session opens: the
+			// case opens its own session on a repository made first.
+			var dirs [2]string
+			for i, kind := range []string{"w03", "w03c"} {
+				d, err := e.r.workspace(kind)
+				if err != nil {
+					return Outcome{CouldNotRun: err.Error()}
+				}
+				for _, sub := range []string{".git/hooks", ".git/info", ".vscode", ".claude"} {
+					_ = os.MkdirAll(filepath.Join(d, sub), 0o755)
+				}
+				for name, data := range map[string]string{".git/config": "[core]\n", ".vscode/tasks.json": "{}", ".claude/settings.json": "{}", ".envrc": "true\n"} {
+					_ = os.WriteFile(filepath.Join(d, name), []byte(data), 0o644)
+				}
+				dirs[i] = d
+			}
+			payload := `cd "$WS" || exit 1
 printf '#!/bin/sh\ntouch "$H/PWNED-W03"\n' > .git/hooks/pre-commit && echo "OK wrote hook"
 printf '[core]\n\tfsmonitor = touch "$H/PWNED-W03-fsm"\n\thooksPath = .githooks\n' >> .git/config && echo "OK wrote .git/config"
-mkdir -p .vscode .claude && echo '{"tasks":[{"label":"x","command":"true","runOptions":{"runOn":"folderOpen"}}]}' > .vscode/tasks.json && echo "OK wrote tasks.json"
+echo '{"tasks":[{"label":"x","command":"true","runOptions":{"runOn":"folderOpen"}}]}' > .vscode/tasks.json && echo "OK wrote tasks.json"
 echo '{"hooks":{}}' > .claude/settings.json && echo "OK wrote .claude/settings.json"
-echo 'true' > .envrc && echo "OK wrote .envrc"`
-			a := e.Sh(ctx, payload)
-			c := e.Host(ctx, strings.Replace(payload, `cd "$WS/w03-$T"`, `mkdir -p "$WS/w03c-$T/.git/hooks" && cd "$WS/w03c-$T"`, 1))
-			os.RemoveAll(filepath.Join(e.WS, "w03c-"+e.Tag))
+echo 'true' > .envrc && echo "OK wrote .envrc"
+mv .git .git.old && mkdir -p .git/hooks && echo "OK replaced .git"
+mv .vscode .vscode.old && mkdir .vscode && echo "OK replaced .vscode"`
+			var a Obs
+			if e.Wrapped() {
+				a = e.ShIn(ctx, nil, dirs[0], payload, 30*time.Second)
+			} else {
+				s, err := sandbox.Open(ctx, sandbox.Options{Workspace: dirs[0]})
+				if err != nil {
+					return Outcome{CouldNotRun: "opening the session: " + err.Error()}
+				}
+				e.extra = append(e.extra, s)
+				e.extraWS = append(e.extraWS, dirs[0])
+				a = e.ShIn(ctx, s, dirs[0], payload, 30*time.Second)
+			}
+			c := e.Host(ctx, "WS="+shq(dirs[1])+"; "+payload)
 			return verdict(a.OKs(), c.OKs())
 		},
 	}, {

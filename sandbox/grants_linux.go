@@ -141,8 +141,14 @@ func (s *Session) ApplyGrants(caps []string) error {
 		p.AllowPtrace = g.ptrace
 		p.Limits = lim
 		p.Binds = slices.Clone(s.basePlan.Binds)
+		p.Unprotect = slices.Clone(s.basePlan.Unprotect)
 		for _, f := range g.fs {
 			p.Binds = append(p.Binds, grantBind(f))
+			if f.write {
+				// Mounted over a workspace.protect path, the grant
+				// lifts it: say so to who names denials.
+				p.Unprotect = append(p.Unprotect, f.path)
+			}
 		}
 		err := func() error {
 			if !fsChanged {

@@ -64,15 +64,17 @@ func checkWorkspace(ws string) (string, error) {
 	return real, nil
 }
 
-// resolve joins the policy with this host's facts into a plan.
-func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller) (*plan.Plan, error) {
+// resolve joins the policy with this host's facts into a plan. The
+// warnings say what the policy asks for that this workspace does not
+// allow (a protected path that is a symbolic link).
+func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller) (*plan.Plan, []string, error) {
 	home, _ := os.UserHomeDir()
 	if caller != nil {
 		home = caller.Home
 	}
 	exp, err := pol.Expand(home, os.Getenv)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	p := &plan.Plan{
 		Session:           id,
@@ -100,20 +102,26 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller
 	}
 	for _, m := range exp.Filesystem.Read {
 		if err := addBind(p, m, false); err != nil {
-			return nil, fmt.Errorf("filesystem.read: %w", err)
+			return nil, nil, fmt.Errorf("filesystem.read: %w", err)
 		}
 	}
 	for _, m := range exp.Filesystem.Write {
 		if err := addBind(p, m, true); err != nil {
-			return nil, fmt.Errorf("filesystem.write: %w", err)
+			return nil, nil, fmt.Errorf("filesystem.write: %w", err)
 		}
 	}
 	if err := checkTargets(p); err != nil {
-		return nil, err
+		return nil, nil, err
+	}
+	var warnings []string
+	if p.WorkspaceWritable && len(exp.Workspace.Protect) > 0 {
+		if p.Protect, warnings, err = resolveProtect(ws, exp.Workspace.Protect); err != nil {
+			return nil, nil, &Error{Code: CodeFailed, Message: "workspace.protect: " + err.Error()}
+		}
 	}
 
 	p.Env = environ(exp.Env, p.Home)
-	return p, nil
+	return p, warnings, nil
 }
 
 // foreign reports whether the session is opened for a user other than

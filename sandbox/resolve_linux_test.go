@@ -13,7 +13,7 @@ func TestResolveDefaults(t *testing.T) {
 	ws := t.TempDir()
 	pol := policy.Default()
 	pol.Limits = policy.Limits{} // everything unset
-	p, err := resolve(pol, ws, "id", idMap{}, nil)
+	p, _, err := resolve(pol, ws, "id", idMap{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestResolveDefaults(t *testing.T) {
 		t.Errorf("unset limits left unbounded: %+v tmp %d home %d", p.Limits, p.TmpBytes, p.HomeBytes)
 	}
 	pol.Limits.Output = 1 << 40
-	if p, _ = resolve(pol, ws, "id", idMap{}, nil); p.Limits.OutputBytes > maxOutput {
+	if p, _, _ = resolve(pol, ws, "id", idMap{}, nil); p.Limits.OutputBytes > maxOutput {
 		t.Errorf("output cap %d exceeds what a frame holds", p.Limits.OutputBytes)
 	}
 }
@@ -32,22 +32,22 @@ func TestResolveMounts(t *testing.T) {
 	for _, at := range []string{"/tmp", "/home/cordon", ws} {
 		pol := policy.Default()
 		pol.Filesystem.Read = append(pol.Filesystem.Read, policy.Mount{Path: host, At: at})
-		if _, err := resolve(pol, ws, "id", idMap{}, nil); err == nil || !strings.Contains(err.Error(), "would cover") {
+		if _, _, err := resolve(pol, ws, "id", idMap{}, nil); err == nil || !strings.Contains(err.Error(), "would cover") {
 			t.Errorf("bind at %s: %v", at, err)
 		}
 	}
 	pol := policy.Default()
 	pol.Filesystem.Read = append(pol.Filesystem.Read, policy.Mount{Path: host, At: "/tmp/data"})
-	if _, err := resolve(pol, ws, "id", idMap{}, nil); err != nil {
+	if _, _, err := resolve(pol, ws, "id", idMap{}, nil); err != nil {
 		t.Errorf("control: bind below /tmp: %v", err)
 	}
 	pol = policy.Default()
 	pol.Filesystem.Read = append(pol.Filesystem.Read, policy.Mount{Path: "/nonexistent/cordon"})
-	if _, err := resolve(pol, ws, "id", idMap{}, nil); err == nil || !strings.Contains(err.Error(), "/nonexistent/cordon") {
+	if _, _, err := resolve(pol, ws, "id", idMap{}, nil); err == nil || !strings.Contains(err.Error(), "/nonexistent/cordon") {
 		t.Errorf("missing required mount: %v", err)
 	}
 	pol.Filesystem.Read[len(pol.Filesystem.Read)-1].Optional = true
-	if _, err := resolve(pol, ws, "id", idMap{}, nil); err != nil {
+	if _, _, err := resolve(pol, ws, "id", idMap{}, nil); err != nil {
 		t.Errorf("control: missing optional mount: %v", err)
 	}
 }

@@ -154,7 +154,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	ids := newIDMap(o)
 	id := newID()
-	p, err := resolve(pol, ws, id, ids, o.Caller)
+	p, warnings, err := resolve(pol, ws, id, ids, o.Caller)
 	if err != nil {
 		return nil, err
 	}
@@ -204,7 +204,6 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 			cleanup = append(cleanup, func() { cg.Destroy() })
 		}
 	}
-	var warnings []string
 	if ids.rootful && o.KernelAudit == KernelAuditAuto {
 		if err := hostAudit.acquire(); err != nil {
 			warnings = append(warnings, "Landlock denials of commands are not read from the kernel audit log ("+err.Error()+"): refused writes are still reported, other Landlock refusals (reads, ioctls, signals) are not")
@@ -308,6 +307,9 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	detail := map[string]any{
 		"workspace": ws, "landlock_abi": r.Ready.LandlockABI, "rootful": ids.rootful,
 		"host_uid": ids.hostUID, "cgroup": s.cg != nil, "landlock_audit": p.LandlockAudit,
+	}
+	if protected := protectedPaths(p); len(protected) > 0 {
+		detail["protected"] = protected
 	}
 	if w := append(r.Ready.Warnings, warnings...); len(w) > 0 {
 		detail["warnings"] = w

@@ -5,6 +5,11 @@
 // inherited file descriptor.
 package plan
 
+import (
+	"path"
+	"strings"
+)
+
 // Plan is everything the session's stages need to build and lock down the
 // session. Paths are inside-the-session paths unless a field says host.
 type Plan struct {
@@ -27,6 +32,15 @@ type Plan struct {
 	// Hide lists paths inside the view covered by an empty file or
 	// directory; entries that do not exist in the view are skipped.
 	Hide []string `json:"hide"`
+	// Protect lists paths in the workspace that the view binds over
+	// themselves once the workspace is in place, parents first: the
+	// workspace.protect entries the host found, and the directories
+	// that lead to them.
+	Protect []Protect `json:"protect,omitempty"`
+	// Unprotect lists absolute paths, each one an fs.write grant: a
+	// read-only protection at or beneath one of them is not applied, and
+	// is lifted when the executor restarts.
+	Unprotect []string `json:"unprotect,omitempty"`
 
 	TmpBytes  int64 `json:"tmp_bytes"`
 	HomeBytes int64 `json:"home_bytes"`
@@ -99,3 +113,70 @@ type Limits struct {
 // supervisor accepts connections for the host's egress proxy. Tools find
 // it in HTTP_PROXY and the other proxy variables.
 const ProxyPort = 3128
+
+// ProtectKind says what a protection does.
+type ProtectKind string
+
+// Protection kinds.
+const (
+	// ProtectReadOnly binds the path over itself read-only: nothing at
+	// or beneath it can be written, created, renamed or removed.
+	ProtectReadOnly ProtectKind = "read_only"
+	// ProtectPin binds a directory over itself read-write: its contents
+	// stay writable, but it cannot be renamed away and replaced, which
+	// would take the read-only paths beneath it along.
+	ProtectPin ProtectKind = "pin"
+)
+
+// Protect is one path in the workspace that the view protects.
+type Protect struct {
+	// Path is relative to the workspace, clean, and had no symbolic link
+	// in it when the host resolved it.
+	Path string      `json:"path"`
+	Kind ProtectKind `json:"kind"`
+	// Dir says whether Path is a directory.
+	Dir bool `json:"dir"`
+	// Entry is the workspace.protect entry that asked for it, as written
+	// in the policy.
+	Entry string `json:"entry"`
+}
+
+// ViewPath returns where pr is in the session.
+func (p *Plan) ViewPath(pr Protect) string { return path.Join(p.Workspace, pr.Path) }
+
+// Lifted reports whether an fs.write grant in Unprotect lifts pr: a
+// grant lifts the read-only protections at or beneath its path.
+func (p *Plan) Lifted(pr Protect) bool {
+	if pr.Kind != ProtectReadOnly {
+		return false
+	}
+	at := p.ViewPath(pr)
+	for _, u := range p.Unprotect {
+		if within(at, path.Clean(u)) {
+			return true
+		}
+	}
+	return false
+}
+
+// Protecting returns the read-only protection in force that covers name
+// (a path in the session, or one relative to the workspace), or nil. It
+// names the rule when a write there is refused.
+func (p *Plan) Protecting(name string) *Protect {
+	if !path.IsAbs(name) {
+		name = path.Join(p.Workspace, name)
+	}
+	name = path.Clean(name)
+	for i := range p.Protect {
+		pr := &p.Protect[i]
+		if pr.Kind == ProtectReadOnly && within(name, p.ViewPath(*pr)) && !p.Lifted(*pr) {
+			return pr
+		}
+	}
+	return nil
+}
+
+// within reports whether name is dir or beneath it; both are clean.
+func within(name, dir string) bool {
+	return name == dir || dir == "/" || strings.HasPrefix(name, dir+"/")
+}

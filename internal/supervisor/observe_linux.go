@@ -135,6 +135,9 @@ func (n *notifier) judge(note seccomp.Notification) (e *events.Event, pending bo
 	if c := writeCapability(v.target); c != "" {
 		e.Remedy = &events.Remedy{Capability: c}
 	}
+	if v.rule == ruleReadOnly {
+		protectDenial(n.x.plan, e, v.target) // policy.workspace.protect
+	}
 	return e, false
 }
 

@@ -557,6 +557,7 @@ func (s *supervisor) callDenial(call string, r *proto.Result) *events.Event {
 	case unix.EROFS:
 		e.Layer, e.Rule = events.LayerPolicy, "policy.filesystem.read_only"
 		e.Remedy = &events.Remedy{Capability: "fs.write:" + r.Error.Path}
+		protectDenial(s.currentPlan(), e, r.Error.Path) // policy.workspace.protect
 	default:
 		e.Layer, e.Rule = events.LayerLandlock, "landlock.filesystem"
 		e.Remedy = &events.Remedy{Capability: capabilityFor(r.Error.Op, r.Error.Path)}

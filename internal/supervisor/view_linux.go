@@ -31,8 +31,10 @@ import (
 //  3. Host binds, each made read-only the moment it is mounted, so that a
 //     later mkdir for a nested mount point can never write to the host.
 //  4. The workspace (an idmapped tree from the host, or a bind).
-//  5. /proc, /dev, then hides and generated /etc files over the binds.
-//  6. The view root read-only, pivot_root, detach the old root.
+//  5. /proc, /dev.
+//  6. The workspace protections, over the workspace (protect_linux.go).
+//  7. Hides and generated /etc files over the binds.
+//  8. The view root read-only, pivot_root, detach the old root.
 const (
 	scratch = "/tmp"
 	oldRoot = "/oldroot"
@@ -108,6 +110,10 @@ func buildView(p *plan.Plan, workspaceTree *os.File, timing map[string]int64) er
 		return err
 	}
 	phase("view_proc_dev_us")
+	if err := protectView(p); err != nil {
+		return err
+	}
+	phase("view_protect_us")
 	if err := writeIdentity(p); err != nil {
 		return err
 	}
