@@ -818,3 +818,73 @@ func FuzzGrantRequest(f *testing.F) {
 		}
 	})
 }
+
+// TestGrantFSWrite is issue 5's filesystem flow through the daemon: a
+// write outside the workspace is refused with a deny event and an
+// explanation naming fs.write:PATH; after an auto grant of that capability
+// the same write lands on the host in the next call; after revocation it
+// is refused again. Root-started sessions only (a rootless session cannot
+// take filesystem grants: TestGrantUnapplicable's path).
+func TestGrantFSWrite(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("filesystem grants need a root-started session")
+	}
+	// A host directory the view shows read-only: /opt is in the default
+	// policy's filesystem.read.
+	dir, err := os.MkdirTemp("/opt", "cordon-grant-test-")
+	if err != nil {
+		t.Skipf("no writable /opt for the fixture: %v", err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	capability := "fs.write:" + dir
+	lab := startGrantLab(t, func(p *policy.Policy) {
+		p.Capabilities.Auto = append(p.Capabilities.Auto, "fs.write:/opt/cordon-grant-test-*", "fs.write:/opt/cordon-grant-test-*/**")
+		p.Capabilities.Never = []string{"fs.*:/root/**"}
+	})
+	write := "echo granted > " + dir + "/out && cat " + dir + "/out"
+
+	r := run(t, lab.c, lab.id, write)
+	var d *events.Event
+	for _, e := range r.Denials {
+		if e.Kind == events.Deny && e.Target == dir+"/out" && e.Remedy != nil && e.Remedy.Capability == capability+"/out" {
+			d = e
+		}
+	}
+	if r.ExitCode == 0 || d == nil || !strings.Contains(r.raw, `"explanation":"`) || !strings.Contains(r.raw, "request capability fs.write:"+dir+"/out") {
+		t.Fatalf("the write before any grant: exit %d, denials %+v\n%s", r.ExitCode, r.Denials, r.raw)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Fatal("the refused write landed on the host")
+	}
+
+	g := lab.request(t, lab.id, GrantRequest{Capability: capability, Reason: "write build output", Scope: "session"})
+	if g.State != "granted" {
+		t.Fatalf("auto grant: %+v", g)
+	}
+	if r := run(t, lab.c, lab.id, write); r.ExitCode != 0 || r.Stdout != "granted\n" {
+		t.Errorf("the write under the grant: exit %d %q %q", r.ExitCode, r.Stdout, r.Stderr)
+	}
+	if b, err := os.ReadFile(filepath.Join(dir, "out")); err != nil || string(b) != "granted\n" {
+		t.Errorf("on the host after the granted write: %q %v", b, err)
+	}
+
+	if _, err := lab.c.Decide(context.Background(), g.ID, "revoke", "done"); err != nil {
+		t.Fatal(err)
+	}
+	os.Remove(filepath.Join(dir, "out"))
+	if r := run(t, lab.c, lab.id, write); r.ExitCode == 0 {
+		t.Errorf("the write after revocation succeeded: %q", r.Stdout)
+	}
+	if _, err := os.Stat(filepath.Join(dir, "out")); err == nil {
+		t.Error("the write after revocation landed on the host")
+	}
+	_, byGrant := auditRecords(t, lab.auditPath)
+	var kinds []string
+	for _, rec := range byGrant[g.ID] {
+		kinds = append(kinds, string(rec.Kind))
+	}
+	if strings.Join(kinds, " ") != "grant.request grant.decision grant.use grant.revoke" {
+		t.Errorf("audit records of the grant: %v", kinds)
+	}
+}
