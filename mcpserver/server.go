@@ -97,9 +97,10 @@ type PerConnection struct {
 	Server *mcp.Server
 
 	open   func(context.Context) (Session, error)
-	mu     sync.Mutex
-	conns  map[*mcp.ServerSession]*conn
-	closed bool
+	mu      sync.Mutex
+	conns   map[*mcp.ServerSession]*conn
+	closed  bool
+	closing sync.WaitGroup // releases closing a session now
 }
 
 type conn struct {
@@ -162,14 +163,19 @@ func (p *PerConnection) release(ss *mcp.ServerSession) {
 	p.mu.Lock()
 	c := p.conns[ss]
 	delete(p.conns, ss)
+	if c != nil && c.sess != nil {
+		p.closing.Add(1) // under mu: Close waits for this one
+	}
 	p.mu.Unlock()
 	if c != nil && c.sess != nil {
 		c.sess.Close()
+		p.closing.Done()
 	}
 }
 
-// Close closes the sessions of the connections still open, and refuses
-// tool calls from then on.
+// Close closes the sessions of the connections still open, waits for
+// those closing as their connection ended, and refuses tool calls from
+// then on.
 func (p *PerConnection) Close() error {
 	p.mu.Lock()
 	p.closed = true
@@ -191,6 +197,10 @@ func (p *PerConnection) Close() error {
 			errs = append(errs, err)
 		}
 	}
+	// A connection that ended just before may have its session closing
+	// in release: wait for it, or the process could exit mid-close and
+	// leave the session's cgroup behind.
+	p.closing.Wait()
 	return errors.Join(errs...)
 }
 

@@ -198,6 +198,9 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		if parent == "" {
 			parent = "cordon"
 		}
+		// Groups of sessions whose host died without closing them go
+		// with the next session under the same parent.
+		go cgroup.SweepAbandoned(parent, time.Minute)
 		if cg, err := cgroup.New(parent, id, p.Limits.MemoryBytes, p.Limits.Pids); err == nil {
 			s.cg = cg
 			p.Limits.CgroupManaged = true

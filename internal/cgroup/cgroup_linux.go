@@ -293,6 +293,38 @@ func Sweep(parent string) (int, error) {
 	return n, errors.Join(errs...)
 }
 
+// SweepAbandoned removes the session groups in directory parent that hold
+// no process and were made more than age ago: sessions whose host died
+// without closing them (the kernel killed their processes with the
+// supervisor, but only a host removes a cgroup). A live session's group
+// holds its supervisor from a few milliseconds after it is made, so age
+// keeps a session that is still opening out of reach. It is best effort:
+// a group it cannot remove is left.
+func SweepAbandoned(parent string, age time.Duration) int {
+	n := 0
+	for _, base := range []string{"/sys/fs/cgroup", "/sys/fs/cgroup/unified", "/sys/fs/cgroup/memory", "/sys/fs/cgroup/pids"} {
+		dir := filepath.Join(base, parent)
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			continue
+		}
+		for _, e := range ents {
+			d := filepath.Join(dir, e.Name())
+			fi, err := e.Info()
+			if !e.IsDir() || err != nil || time.Since(fi.ModTime()) < age {
+				continue
+			}
+			if b, err := os.ReadFile(filepath.Join(d, "cgroup.procs")); err != nil || len(b) > 0 {
+				continue
+			}
+			if unix.Rmdir(d) == nil {
+				n++
+			}
+		}
+	}
+	return n
+}
+
 func killAll(dir string) {
 	b, err := os.ReadFile(filepath.Join(dir, "cgroup.procs"))
 	if err != nil {
