@@ -96,7 +96,7 @@ func New(sess Session, o Options) *mcp.Server {
 type PerConnection struct {
 	Server *mcp.Server
 
-	open   func(context.Context) (Session, error)
+	open    func(context.Context) (Session, error)
 	mu      sync.Mutex
 	conns   map[*mcp.ServerSession]*conn
 	closed  bool
