@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"bytes"
+	"debug/elf"
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
@@ -275,6 +276,31 @@ func TestRunOwnErrors(t *testing.T) {
 	}
 	if o := cordon(t, ws, "", "run", "--policy", bad, "--", "true"); !strings.Contains(o.stderr, "bad.yaml:3:") {
 		t.Errorf("policy error does not name the line: %q", o.stderr)
+	}
+}
+
+// TestRunBareView: a policy that shows no host path cannot run a
+// dynamically linked cordon's executor; the error says what is missing.
+// Control: a statically linked build starts the same session.
+func TestRunBareView(t *testing.T) {
+	ws := workspace(t)
+	bare := filepath.Join(ws, "bare.yaml")
+	os.WriteFile(bare, []byte("version: 1\n"), 0o644)
+	exe, err := elf.Open(os.Args[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	dynamic := false
+	for _, p := range exe.Progs {
+		dynamic = dynamic || p.Type == elf.PT_INTERP
+	}
+	exe.Close()
+	o := cordon(t, ws, "", "run", "--policy", bare, "--", "/proc/self/exe", "--help")
+	switch {
+	case dynamic && (o.code != exitCordon || !strings.Contains(o.stderr, "filesystem.read must include")):
+		t.Errorf("a dynamically linked cordon under a bare view: exit %d, stderr %q", o.code, o.stderr)
+	case !dynamic && o.code == exitCordon:
+		t.Errorf("a statically linked cordon under a bare view: %q", o.stderr)
 	}
 }
 

@@ -206,6 +206,11 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 	if err == nil {
 		auditSession, err = startRestricted(cmd, p, fd, flags)
 	}
+	if errors.Is(err, os.ErrNotExist) {
+		// The binary is reached through /proc/self/exe, so what is
+		// missing is what a dynamically linked one needs from the view.
+		err = fmt.Errorf("%w: the session's view lacks the dynamic loader or libraries this cordon binary needs; its policy's filesystem.read must include them (the default lists /usr, /lib and /lib64), or build cordon with CGO_ENABLED=0", err)
+	}
 	if err != nil {
 		mine.Close()
 		return nil, nil, err
