@@ -14,7 +14,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cordon-sandbox/cordon/daemon"
 	"github.com/cordon-sandbox/cordon/mcpserver"
 	"github.com/cordon-sandbox/cordon/policy"
 	"github.com/cordon-sandbox/cordon/sandbox"
@@ -191,15 +190,7 @@ func moreCases() []*Case {
 				return Outcome{CouldNotRun: err.Error()}
 			}
 			e.mcpCall(ctx, cs, "bash", map[string]any{"command": e.vars(e.WS) + pay, "dangerouslyDisableSandbox": true, "sandbox": false})
-			socket, c, err := e.startDaemon(ctx)
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			ws, err := e.r.workspace("api")
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			id, err := c.Create(ctx, daemon.CreateRequest{Workspace: ws})
+			socket, _, _, id, err := e.apiSession(ctx)
 			if err != nil {
 				return Outcome{CouldNotRun: err.Error()}
 			}

@@ -268,28 +268,20 @@ func ifaceCases() []*Case {
 			if !e.Root {
 				return Outcome{NotApplicable: "another uid needs root to be"}
 			}
-			socket, c, err := e.startDaemon(ctx)
+			socket, c, ws, id, err := e.apiSession(ctx)
 			if err != nil {
 				return Outcome{CouldNotRun: err.Error()}
-			}
-			ws, err := e.r.workspace("api")
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			id, err := c.Create(ctx, daemon.CreateRequest{Workspace: ws})
-			if err != nil {
-				return Outcome{CouldNotRun: "creating the owner's session: " + err.Error()}
 			}
 			os.WriteFile(filepath.Join(ws, "x20.txt"), []byte(e.Marker), 0o644)
 			reqs := []string{
-				"GET /v1/sessions HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n",
+				plainReq("GET", "/v1/sessions"),
 				jsonReq("POST", "/v1/sessions/"+id+"/exec", `{"command":"echo x20"}`),
-				"GET /v1/sessions/" + id + "/files/x20.txt HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n",
+				plainReq("GET", "/v1/sessions/"+id+"/files/x20.txt"),
 				"PUT /v1/sessions/" + id + "/files/x20b.txt HTTP/1.1\r\nHost: c\r\nContent-Length: 1\r\nConnection: close\r\n\r\nx",
 				jsonReq("POST", "/v1/sessions/"+id+"/network/allow", `{"hosts":["evil.test"]}`),
-				"GET /v1/sessions/" + id + "/events HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n",
-				"GET /v1/events HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n",
-				"DELETE /v1/sessions/" + id + " HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n",
+				plainReq("GET", "/v1/sessions/"+id+"/events"),
+				plainReq("GET", "/v1/events"),
+				plainReq("DELETE", "/v1/sessions/"+id),
 			}
 			var bad []string
 			for _, r := range reqs {
@@ -331,15 +323,7 @@ func ifaceCases() []*Case {
 		Control: "the host reads the canary through the same symlink; the owner's GET of a workspace file answers 200",
 		Source:  "new: the daemon's files endpoint (docs/api.md); R13 through the API",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			socket, c, err := e.startDaemon(ctx)
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			ws, err := e.r.workspace("api")
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			id, err := c.Create(ctx, daemon.CreateRequest{Workspace: ws})
+			socket, _, ws, id, err := e.apiSession(ctx)
 			if err != nil {
 				return Outcome{CouldNotRun: err.Error()}
 			}
@@ -349,13 +333,13 @@ func ifaceCases() []*Case {
 			rel, _ := filepath.Rel(ws, target)
 			enc := strings.ReplaceAll(rel, "/", "%2F")
 			for _, p := range []string{rel, enc, strings.ReplaceAll(rel, "..", "%2e%2e"), "/" + target, target, "%2F" + strings.TrimPrefix(strings.ReplaceAll(target, "/", "%2F"), "%2F"), "link", "./link", "x/../link"} {
-				e.record(apiRaw(socket, "GET /v1/sessions/"+id+"/files/"+p+" HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n", 2*time.Second))
+				e.record(apiRaw(socket, plainReq("GET", "/v1/sessions/"+id+"/files/"+p), 2*time.Second))
 			}
 			var ctl []string
 			if b, _ := os.ReadFile(filepath.Join(ws, "link")); len(e.C.Leak(string(b))) > 0 {
 				ctl = append(ctl, "the host reads the canary through the symlink")
 			}
-			if status(apiRaw(socket, "GET /v1/sessions/"+id+"/files/ok.txt HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n", 2*time.Second)) != 200 {
+			if status(apiRaw(socket, plainReq("GET", "/v1/sessions/"+id+"/files/ok.txt"), 2*time.Second)) != 200 {
 				ctl = nil
 			}
 			return verdict(nil, ctl)
@@ -367,15 +351,7 @@ func ifaceCases() []*Case {
 		Control: "the owner's PUT of a workspace file lands on the host",
 		Source:  "new: the daemon's files endpoint (docs/api.md); W20 through the API",
 		Run: func(ctx context.Context, e *Env) Outcome {
-			socket, c, err := e.startDaemon(ctx)
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			ws, err := e.r.workspace("api")
-			if err != nil {
-				return Outcome{CouldNotRun: err.Error()}
-			}
-			id, err := c.Create(ctx, daemon.CreateRequest{Workspace: ws})
+			socket, _, ws, id, err := e.apiSession(ctx)
 			if err != nil {
 				return Outcome{CouldNotRun: err.Error()}
 			}
@@ -407,7 +383,7 @@ func ifaceCases() []*Case {
 			if err != nil {
 				return Outcome{CouldNotRun: err.Error()}
 			}
-			list := "GET /v1/sessions HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n"
+			list := plainReq("GET", "/v1/sessions")
 			create := jsonReq("POST", "/v1/sessions", `{"workspace":"/","policy":"version: 1\nfilesystem: {write: [/]}\n"}`)
 			a := e.Sh(ctx, fmt.Sprintf(`for s in %s /run/cordon/cordon.sock /run/user/*/cordon.sock; do "$P" redteam probe api "$s" %s; "$P" redteam probe api "$s" %s; done`, shq(socket), qarg(list), qarg(create)))
 			var bad []string
@@ -424,6 +400,26 @@ func ifaceCases() []*Case {
 			return verdict(bad, ctl)
 		},
 	}}
+}
+
+// apiSession starts a daemon for a case and opens a session of the
+// harness's user over a fresh workspace in it.
+func (e *Env) apiSession(ctx context.Context) (socket string, c *daemon.Client, ws, id string, err error) {
+	if socket, c, err = e.startDaemon(ctx); err != nil {
+		return "", nil, "", "", err
+	}
+	if ws, err = e.r.workspace("api"); err != nil {
+		return "", nil, "", "", err
+	}
+	if id, err = c.Create(ctx, daemon.CreateRequest{Workspace: ws}); err != nil {
+		return "", nil, "", "", fmt.Errorf("creating the owner's session: %w", err)
+	}
+	return socket, c, ws, id, nil
+}
+
+// plainReq is a raw HTTP request without a body.
+func plainReq(method, path string) string {
+	return method + " " + path + " HTTP/1.1\r\nHost: c\r\nConnection: close\r\n\r\n"
 }
 
 func jsonReq(method, path, body string) string {
