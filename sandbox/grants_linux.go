@@ -222,5 +222,8 @@ func (s *Session) reconfigure(p *plan.Plan, newRuleset bool) error {
 	if res.Error != nil {
 		return &Error{Code: CodeFailed, Message: res.Error.Message}
 	}
+	if res.AuditSession != 0 && s.audit != nil {
+		hostAudit.addSession(s, res.AuditSession)
+	}
 	return nil
 }

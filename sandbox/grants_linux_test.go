@@ -57,6 +57,16 @@ func TestApplyGrants(t *testing.T) {
 		if r := <-done; r == nil || string(r.Stdout) != "drained\n" {
 			t.Errorf("the call running across the grant: %+v", r)
 		}
+		// The new executor's Landlock refusals still reach the result,
+		// once each, from the kernel's record as root.
+		r := sh(t, s, "echo cordon-test > /proc/self/comm")
+		want := "observer"
+		if os.Geteuid() == 0 {
+			want = "audit"
+		}
+		if len(r.Denials) != 1 || r.Denials[0].Layer != events.LayerLandlock || r.Denials[0].Detail["source"] != want {
+			t.Errorf("a Landlock refusal in the executor a grant started: %+v", r.Denials)
+		}
 		apply()
 		if got := attach(); got.Ret == 0 {
 			t.Errorf("ptrace after the grant was revoked: %+v", got)

@@ -104,8 +104,19 @@ func (h *auditHub) add(s *Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	h.sessions[s] = true
-	if s.audit.session != 0 {
-		h.bySes[s.audit.session] = s
+	for id := range s.audit.sessions {
+		h.bySes[id] = s
+	}
+}
+
+// addSession ties another audit session id to s: that of a new executor
+// a grant started (each executor takes an audit session of its own).
+func (h *auditHub) addSession(s *Session, id uint32) {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	s.audit.sessions[id] = true
+	if h.sessions[s] {
+		h.bySes[id] = s
 	}
 }
 
@@ -113,7 +124,9 @@ func (h *auditHub) remove(s *Session) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	delete(h.sessions, s)
-	delete(h.bySes, s.audit.session)
+	for id := range s.audit.sessions {
+		delete(h.bySes, id)
+	}
 	for d, o := range h.byDomain {
 		if o == s {
 			delete(h.byDomain, d)
@@ -148,8 +161,8 @@ func (h *auditHub) sessionOf(d *kaudit.Denial) *Session {
 		return s
 	}
 	for s := range h.sessions {
-		if s.audit.session != 0 {
-			continue // its records carry its id
+		if len(s.audit.sessions) > 0 {
+			continue // its records carry its ids
 		}
 		for _, pid := range []int{d.PID, d.PPID} {
 			if pid > 0 && s.audit.inSession(pid) {
@@ -191,10 +204,12 @@ func (h *auditHub) sync(ctx context.Context) {
 
 // sessionAudit is what a session needs to take its Landlock records.
 type sessionAudit struct {
-	session    uint32 // audit session id of the executor; 0 if none
-	supervisor int    // host pid
+	// sessions are the audit session ids of the session's executors
+	// (one each; none when the host's login uid kept the supervisor from
+	// setting them). Guarded by the hub's mutex.
+	sessions   map[uint32]bool
+	supervisor int // host pid
 	pidNS      unix.Stat_t
-	executor   int // host pid, found lazily
 
 	mu         sync.Mutex
 	roots      map[int]string // session pid of a call's process group leader → call
@@ -202,7 +217,10 @@ type sessionAudit struct {
 }
 
 func newSessionAudit(session uint32, supervisor int) *sessionAudit {
-	a := &sessionAudit{session: session, supervisor: supervisor, roots: map[int]string{}}
+	a := &sessionAudit{sessions: map[uint32]bool{}, supervisor: supervisor, roots: map[int]string{}}
+	if session != 0 {
+		a.sessions[session] = true
+	}
 	_ = unix.Stat("/proc/"+strconv.Itoa(supervisor)+"/ns/pid", &a.pidNS)
 	return a
 }
@@ -217,21 +235,25 @@ func (a *sessionAudit) inSession(pid int) bool {
 	return st.Dev == a.pidNS.Dev && st.Ino == a.pidNS.Ino
 }
 
-// executorPID is the executor's host pid: the supervisor's only child
-// (the executor is the session's subreaper, so orphans go to it).
-func (a *sessionAudit) executorPID() int {
-	if a.executor != 0 {
-		return a.executor
+// isExecutor reports whether host pid is one of the session's executors:
+// a child of the supervisor (the executor is the session's subreaper, so
+// a tool's orphans go to it, not to the supervisor; a grant may have
+// started a second executor while the first drains). Read afresh each
+// time: records are few, and executors change.
+func (a *sessionAudit) isExecutor(pid int) bool {
+	if pid == 0 {
+		return false
 	}
 	tasks, _ := os.ReadDir("/proc/" + strconv.Itoa(a.supervisor) + "/task")
 	for _, t := range tasks {
-		b, err := os.ReadFile("/proc/" + strconv.Itoa(a.supervisor) + "/task/" + t.Name() + "/children")
-		if f := strings.Fields(string(b)); err == nil && len(f) > 0 {
-			a.executor, _ = strconv.Atoi(f[0])
-			return a.executor
+		b, _ := os.ReadFile("/proc/" + strconv.Itoa(a.supervisor) + "/task/" + t.Name() + "/children")
+		for _, f := range strings.Fields(string(b)) {
+			if f == strconv.Itoa(pid) {
+				return true
+			}
 		}
 	}
-	return 0
+	return false
 }
 
 func (a *sessionAudit) spawned(call string, pid int) {
@@ -306,7 +328,7 @@ func nsPID(p int) int {
 // session and records it.
 func (s *Session) landlockDenial(d *kaudit.Denial) {
 	a := s.audit
-	if d.PID != 0 && d.PID == a.executorPID() {
+	if a.isExecutor(d.PID) {
 		return // a file tool: the supervisor reports it from the result
 	}
 	if d.HasSyscall && d.Exit >= 0 {

@@ -163,6 +163,9 @@ type Result struct {
 	// Bytes counts output produced (before truncation) and input taken.
 	StdoutBytes int64 `json:"stdout_bytes,omitempty"`
 	StderrBytes int64 `json:"stderr_bytes,omitempty"`
+	// AuditSession answers OpReconfigure: the new executor's audit
+	// session id (Ready.AuditSession of the first one).
+	AuditSession uint32 `json:"audit_session,omitempty"`
 }
 
 // FileInfo describes one file for stat and list_dir.

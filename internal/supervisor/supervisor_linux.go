@@ -275,12 +275,14 @@ func (s *supervisor) reconfigure(req *proto.Request) {
 		err = s.takeRuleset()
 	}
 	var x *executor
+	var ready *proto.Ready
 	if err == nil {
-		x, _, err = s.startExecutor(req.Plan)
+		x, ready, err = s.startExecutor(req.Plan)
 	}
 	if err != nil {
 		res.Error = &proto.CallError{Code: proto.CodeFailed, Message: "starting a new executor: " + err.Error()}
 	} else {
+		res.AuditSession = ready.AuditSession
 		s.mu.Lock()
 		old := s.cur
 		s.cur, s.plan = x, req.Plan
