@@ -133,8 +133,9 @@ func (s *Session) mountGrants(want []fsGrant, p *plan.Plan) (rulesetFD int, err 
 		}
 		// Directories made for mount points belong to the session's root
 		// (the session's file systems know no other owner).
-		unix.Setfsuid(s.ids.hostUID)
-		unix.Setfsgid(s.ids.hostGID)
+		if err := setfsids(s.ids.hostUID, s.ids.hostGID); err != nil {
+			return err
+		}
 		for i, g := range add {
 			if err := mountPoint(g.path, trees[i], p.Home); err != nil {
 				return err
@@ -144,8 +145,9 @@ func (s *Session) mountGrants(want []fsGrant, p *plan.Plan) (rulesetFD int, err 
 			}
 		}
 		// The ruleset opens every path of the view: back to root's access.
-		unix.Setfsuid(0)
-		unix.Setfsgid(0)
+		if err := setfsids(0, 0); err != nil {
+			return err
+		}
 		fd, _, err := ruleset.ForOptions(p, ruleset.Options{ExeFD: exe, LogNewExec: p.LandlockAudit})
 		if err != nil {
 			return &Error{Code: CodeFailed, Message: "building the landlock ruleset: " + err.Error()}
@@ -165,7 +167,7 @@ func (s *Session) mountGrants(want []fsGrant, p *plan.Plan) (rulesetFD int, err 
 // made only in the session's own file systems (the view's root, its /tmp
 // and HOME), never under a bind of a host path, so that a grant never
 // creates anything on the host.
-func mountPoint(path string, tree *os.File, home string) error {
+func mountPoint(path string, tree *os.File, home string) (err error) {
 	if fi, err := os.Lstat(path); err == nil {
 		if fi.Mode()&os.ModeSymlink != 0 {
 			return &Error{Code: CodeDenied, Message: path + " is a symbolic link in the session's view; a grant is mounted only on the path itself"}
@@ -194,7 +196,11 @@ func mountPoint(path string, tree *os.File, home string) error {
 	if err := linux.SetMountAttr("/", 0, unix.MOUNT_ATTR_RDONLY, false); err != nil {
 		return err
 	}
-	defer linux.SetMountAttr("/", unix.MOUNT_ATTR_RDONLY, 0, false)
+	defer func() {
+		if rerr := linux.SetMountAttr("/", unix.MOUNT_ATTR_RDONLY, 0, false); rerr != nil && err == nil {
+			err = fmt.Errorf("making the view's root read-only again: %w", rerr)
+		}
+	}()
 	var st unix.Stat_t
 	if err := unix.Fstat(int(tree.Fd()), &st); err != nil {
 		return err
@@ -206,6 +212,18 @@ func mountPoint(path string, tree *os.File, home string) error {
 		return err
 	}
 	return os.WriteFile(path, nil, 0o644)
+}
+
+// setfsids sets the calling thread's file-system uid and gid (the thread
+// is locked, and dies after its work).
+func setfsids(uid, gid int) error {
+	if err := unix.Setfsuid(uid); err != nil {
+		return os.NewSyscallError("setfsuid", err)
+	}
+	if err := unix.Setfsgid(gid); err != nil {
+		return os.NewSyscallError("setfsgid", err)
+	}
+	return nil
 }
 
 // sendRuleset hands a ruleset descriptor to the supervisor for the next
