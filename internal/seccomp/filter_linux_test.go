@@ -294,6 +294,14 @@ func TestFilterCases(t *testing.T) {
 		{"socket AF_UNIX", native64(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM), allow},
 		{"socket AF_VSOCK", native64(unix.SYS_SOCKET, unix.AF_VSOCK, unix.SOCK_STREAM), notify},
 		{"socket AF_VSOCK high bits", native64(unix.SYS_SOCKET, 1<<32|unix.AF_VSOCK, unix.SOCK_STREAM), notify},
+		{"socket AF_UNIX SOCK_DGRAM", native64(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_DGRAM), notify},
+		{"socket AF_UNIX SOCK_DGRAM|SOCK_CLOEXEC|SOCK_NONBLOCK", native64(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK), notify},
+		{"socket AF_UNIX SOCK_SEQPACKET", native64(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC), allow},
+		{"socket AF_INET SOCK_DGRAM", native64(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_DGRAM), allow},
+		{"socket AF_UNIX SOCK_DGRAM in arg2 only", native64(unix.SYS_SOCKET, unix.AF_UNIX, unix.SOCK_STREAM, unix.SOCK_DGRAM), allow},
+		{"socketpair AF_UNIX SOCK_STREAM", native64(unix.SYS_SOCKETPAIR, unix.AF_UNIX, unix.SOCK_STREAM, 0, 0), allow},
+		{"socketpair AF_UNIX SOCK_DGRAM", native64(unix.SYS_SOCKETPAIR, unix.AF_UNIX, unix.SOCK_DGRAM, 0, 0), notify},
+		{"socketpair AF_UNIX SOCK_DGRAM high bits", native64(unix.SYS_SOCKETPAIR, 1<<40|unix.AF_UNIX, 1<<33|unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0, 0), notify},
 		{"fchmod 0755", native64(unix.SYS_FCHMOD, 3, 0o755), allow},
 		{"fchmod 04755", native64(unix.SYS_FCHMOD, 3, 0o4755), notify},
 		{"fchmod 02755", native64(unix.SYS_FCHMOD, 3, 0o2755), notify},
@@ -466,7 +474,7 @@ func TestForbidden(t *testing.T) {
 // highest syscall against the design: all but the listed ones are allowed.
 func TestFilterAllowsEverythingElse(t *testing.T) {
 	special := map[int32]bool{}
-	for _, name := range slices.Concat([]string{"clone", "clone3", "unshare", "ioctl", "personality", "socket", "fchmod"}, specDenied, specPtrace, specWatched) {
+	for _, name := range slices.Concat([]string{"clone", "clone3", "unshare", "ioctl", "personality", "socket", "socketpair", "fchmod"}, specDenied, specPtrace, specWatched) {
 		if nr, ok := resolve(t, name); ok {
 			special[nr] = true
 		}
@@ -533,6 +541,8 @@ func TestExplain(t *testing.T) {
 		{Notification{Nr: unix.SYS_IOCTL, Args: [6]uint64{0, ioctlTIOCLINUX}}, "seccomp.deny.ioctl_tioclinux", "", "TIOCLINUX", "ioctl"},
 		{Notification{Nr: unix.SYS_PERSONALITY, Args: [6]uint64{0x400000}}, "seccomp.deny.personality", "", "0x400000", "personality"},
 		{Notification{Nr: unix.SYS_KEYCTL}, "seccomp.deny.keyctl", "", "keyrings", "keyctl"},
+		{Notification{Nr: unix.SYS_SOCKET, Args: [6]uint64{unix.AF_VSOCK, unix.SOCK_STREAM}}, "seccomp.deny.socket_vsock", "", "socket(AF_VSOCK)", "socket"},
+		{Notification{Nr: unix.SYS_SOCKETPAIR, Args: [6]uint64{unix.AF_UNIX, unix.SOCK_DGRAM | unix.SOCK_CLOEXEC}}, "seccomp.deny.unix_dgram", "", "socketpair(AF_UNIX, SOCK_DGRAM)", "socketpair"},
 		{Notification{Nr: 4000}, "seccomp.deny.syscall_4000", "", "not permitted", "syscall_4000"},
 	}
 	for _, c := range cases {

@@ -41,7 +41,7 @@ const (
 	leafPersonality // notify unless arg0 is an allowed persona
 	leafOpenFlags1  // notify if arg1 (open's flags) has a write flag
 	leafOpenFlags2  // notify if arg2 (openat's flags) has a write flag
-	leafSocket      // notify if arg0 (the family) is AF_VSOCK
+	leafSocket      // notify for AF_VSOCK, and for AF_UNIX with type SOCK_DGRAM
 	leafFchmod      // notify if arg1 (the mode) has S_ISUID or S_ISGID
 )
 
@@ -71,6 +71,7 @@ func verdicts(a *archInfo, opts Options) (map[uint32]leaf, error) {
 		"clone3":      leafENOSYS,
 		"connect":     leafNotify, // checked, not denied: see Watched
 		"socket":      leafSocket,
+		"socketpair":  leafSocket,
 		"fchmod":      leafFchmod,
 	} {
 		nr, ok := a.number(name)
@@ -225,9 +226,16 @@ func leafCode(l leaf, a *archInfo) []bpf.Instruction {
 	case leafENOSYS:
 		return []bpf.Instruction{bpf.RetConstant{Val: retErrno | a.enosys}}
 	case leafSocket:
+		// socket(family, type, protocol) and socketpair(family, type,
+		// protocol, sv): the type's low four bits are the kind, the rest
+		// SOCK_NONBLOCK and SOCK_CLOEXEC.
 		return []bpf.Instruction{
 			argLow(0, a),
-			bpf.JumpIf{Cond: bpf.JumpEqual, Val: afVsock, SkipFalse: 1},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: afVsock, SkipTrue: 4},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: afUnix, SkipFalse: 4},
+			argLow(1, a),
+			bpf.ALUOpConstant{Op: bpf.ALUOpAnd, Val: sockTypeMask},
+			bpf.JumpIf{Cond: bpf.JumpEqual, Val: sockDgram, SkipFalse: 1},
 			notify,
 			allow,
 		}

@@ -123,6 +123,20 @@ var observed = map[string]bool{
 // a VM) past the network namespace (not namespaced before Linux 7.0).
 const afVsock = 40
 
+// afUnix, sockDgram and sockTypeMask pick out unix datagram sockets. A
+// datagram's destination is named by each send (sendto, sendmsg,
+// sendmmsg) in memory the filter cannot read, and a pathname destination
+// reaches a host daemon's socket through any directory the view shows,
+// read-only or not: the supervisor makes every connect itself and checks
+// it (see internal/supervisor), but it cannot make every send. So the
+// session has no unix datagram sockets: socket and socketpair refuse
+// them. Stream and seqpacket sockets ignore or refuse an address on send.
+const (
+	afUnix       = 1
+	sockDgram    = 2
+	sockTypeMask = 0xf
+)
+
 // setIDBits are S_ISUID and S_ISGID. A set-user-ID file a session leaves
 // in its workspace (on the host, owned by the workspace's owner, root
 // for a root-owned workspace) runs with that owner's rights for anyone
@@ -279,10 +293,15 @@ func Explain(n Notification) Rule {
 			r.Detail = "ioctl TIOCLINUX tried to control a virtual console"
 			return r
 		}
-	case "socket":
-		if uint32(n.Args[0]) == afVsock {
+	case "socket", "socketpair":
+		switch family := uint32(n.Args[0]); {
+		case family == afVsock:
 			r.Rule = "seccomp.deny.socket_vsock"
-			r.Detail = "socket(AF_VSOCK) tried to open a virtual-machine socket, which reaches the hypervisor past the session's network namespace"
+			r.Detail = name + "(AF_VSOCK) tried to open a virtual-machine socket, which reaches the hypervisor past the session's network namespace"
+			return r
+		case family == afUnix && uint32(n.Args[1])&sockTypeMask == sockDgram:
+			r.Rule = "seccomp.deny.unix_dgram"
+			r.Detail = name + "(AF_UNIX, SOCK_DGRAM) tried to open a unix datagram socket: each of its sends can name a socket file anywhere in the session's view, host daemons' included, and cordon cannot check sends as it checks connects; use a stream or seqpacket socket"
 			return r
 		}
 	case "fchmod":
