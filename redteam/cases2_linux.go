@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -11,6 +12,17 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/linux"
 	"github.com/cordon-sandbox/cordon/policy"
 )
+
+// probeThenHost runs the probe with args in the session, then as the
+// control on the host as uid 65534 with the control token as its payload:
+// the attack succeeded if the session's probe reports OK or listener l got
+// its bytes; the control fired if l got the token.
+func (e *Env) probeThenHost(ctx context.Context, args string, l *Listener) Outcome {
+	a := e.Sh(ctx, `"$P" redteam probe `+args)
+	m := l.mark()
+	e.HostAs(ctx, e.unprivileged(), `"$P" redteam probe `+args+` "$CT"`)
+	return verdict(a.OKs(), e.arrived(l, m))
+}
 
 // probeCase is a case whose attack is one probe run in the sandbox and
 // whose control is the same probe on the host (ctl).
@@ -125,10 +137,41 @@ func escapeCases() []*Case {
 			Oracle:  "the connect succeeds and the host listener receives the probe's bytes",
 			Control: "the probe on the host as uid 65534 connects", Source: "E11: amir20/dozzle#3088; Landlock ABI 9 LANDLOCK_ACCESS_FS_RESOLVE_UNIX",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				a := e.Sh(ctx, fmt.Sprintf(`"$P" redteam probe connect unix %s`, shq(e.EtcSock)))
+				return e.probeThenHost(ctx, "connect unix "+shq(e.EtcSock), e.Etc)
+			},
+		}, {
+			ID: "E31", Class: Escape, Title: "datagram to a pathname socket under a read-only bind (/etc)", Needs: NeedRoot,
+			Probe:   "sendto a world-writable (0666) unix datagram socket the harness reads in /etc, from socket(AF_UNIX, SOCK_DGRAM) and from a datagram socketpair: a send names its destination with no connect to check",
+			Oracle:  "a send succeeds and the host socket receives the probe's datagram",
+			Control: "the probe on the host as uid 65534 delivers both datagrams", Source: "new: E11's channel without connect(); unix(7) SOCK_DGRAM sendto/sendmsg with an address",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				return e.probeThenHost(ctx, "dgram "+shq(e.EtcDgram), e.EtcGram)
+			},
+		}, {
+			ID: "E32", Class: Escape, Title: "racing connect's address past the check (TOCTOU)", Needs: NeedRoot,
+			Probe:   "3000 connects through one sockaddr_un that another thread keeps rewriting between a socket of the probe's own in /tmp and E11's socket in /etc, each connection sending the probe's bytes",
+			Oracle:  "the /etc listener receives the probe's bytes: a connect the supervisor checked against one address reached another",
+			Control: "the same race on the host as uid 65534 reaches the /etc listener", Source: "new: seccomp_unotify(2) on TOCTOU (\"the target's memory can change\"); CVE-2019-5736-style fd/pointer swaps",
+			Run: func(ctx context.Context, e *Env) Outcome {
+				token := "e32-race-" + randHex(8)
+				m0 := e.Etc.mark()
+				a := e.Sh(ctx, fmt.Sprintf(`"$P" redteam probe unixrace /tmp/e32-own.sock %s %s`, shq(e.EtcSock), token))
+				if !strings.Contains(a.Text, "race: ") {
+					return Outcome{CouldNotRun: "the race probe did not run: " + tail(a.Text, 200)}
+				}
+				var bad []string
+				if e.Etc.arrived(m0, token) {
+					bad = append(bad, "the /etc listener got the session's bytes: "+strings.TrimSpace(a.Text))
+				}
 				m := e.Etc.mark()
-				e.HostAs(ctx, e.unprivileged(), fmt.Sprintf(`"$P" redteam probe connect unix %s "$CT"`, shq(e.EtcSock)))
-				return verdict(a.OKs(), e.arrived(e.Etc, m))
+				own := filepath.Join(os.TempDir(), "cordon-e32-"+randHex(6)+".sock")
+				c := e.HostAs(ctx, e.unprivileged(), fmt.Sprintf(`"$P" redteam probe unixrace %s %s "$CT"; rm -f %s`, shq(own), shq(e.EtcSock), shq(own)))
+				ctl := e.arrived(e.Etc, m)
+				o := verdict(bad, ctl)
+				if !o.Control {
+					o.ControlEvidence = "the race on the host did not reach the /etc listener: " + strings.TrimSpace(c.Text)
+				}
+				return o
 			},
 		},
 		probeCase("E13", Escape, "terminal injection (TIOCSTI, TIOCSTI|1<<32, TIOCLINUX)",

@@ -160,12 +160,19 @@ func listenStream(network, addr, reply string) (*Listener, error) {
 	return l, nil
 }
 
-func listenUDP(addr string) (*Listener, error) {
-	pc, err := net.ListenPacket("udp", addr)
+// listenPacket records every datagram that arrives on a "udp" or
+// "unixgram" address.
+func listenPacket(network, addr string) (*Listener, error) {
+	pc, err := net.ListenPacket(network, addr)
 	if err != nil {
 		return nil, err
 	}
-	l := newListener("udp", pc.LocalAddr().String(), func() { pc.Close() })
+	l := newListener(network, pc.LocalAddr().String(), func() {
+		pc.Close()
+		if network == "unixgram" {
+			os.Remove(addr) // unlike a stream listener's, a datagram socket's file stays
+		}
+	})
 	go func() {
 		buf := make([]byte, 4096)
 		for {
@@ -194,11 +201,12 @@ type Fixture struct {
 	RootFile, OtherFile string // /etc files (RootPlanted)
 	TwinFile, TwinToken string // RootPrep.TwinFile and its content
 	EtcSock             string // a world-connectable socket under /etc (RootPlanted)
+	EtcDgram            string // a world-writable datagram socket beside it
 	HiddenSock          string // a socket in the run dir, absent from the view
 	AgentSock           string // SSH_AUTH_SOCK
 	Abstract            string // abstract socket name in the host netns
 
-	TCP, UDP, Any, Unix, Etc, Abs, Agent *Listener
+	TCP, UDP, Any, Unix, Etc, EtcGram, Abs, Agent *Listener
 	// DNS is every lookup the sessions' egress proxies made of a name
 	// outside the allowlists (dns resolves for them).
 	DNS       *Listener
@@ -300,6 +308,10 @@ func setupFixture(inNet bool) (f *Fixture, err error) {
 		if f.Etc, err = f.listen("unix", f.EtcSock, ""); err != nil { // 0666, like /run/dbus/system_bus_socket
 			return f, err
 		}
+		f.EtcDgram = filepath.Join(prep.EtcDir, "dgram")
+		if f.EtcGram, err = f.listen("unixgram", f.EtcDgram, ""); err != nil { // 0666, like /dev/log
+			return f, err
+		}
 	}
 	f.HiddenSock = filepath.Join(f.Base, "daemon.sock")
 	f.Abstract = "cordon-redteam-" + randHex(8)
@@ -381,8 +393,8 @@ func (f *Fixture) Close() {
 // listen starts a host listener the shared oracle watches; a pathname
 // unix socket is made connectable by every uid (0666).
 func (f *Fixture) listen(network, addr, reply string) (l *Listener, err error) {
-	if network == "udp" {
-		l, err = listenUDP(addr)
+	if network == "udp" || network == "unixgram" {
+		l, err = listenPacket(network, addr)
 	} else {
 		l, err = listenStream(network, addr, reply)
 	}
@@ -391,7 +403,7 @@ func (f *Fixture) listen(network, addr, reply string) (l *Listener, err error) {
 	}
 	f.cleanup = append(f.cleanup, l.close)
 	f.listeners = append(f.listeners, l)
-	if network == "unix" && !strings.HasPrefix(addr, "@") {
+	if (network == "unix" || network == "unixgram") && !strings.HasPrefix(addr, "@") {
 		if err := os.Chmod(addr, 0o666); err != nil {
 			return nil, err
 		}

@@ -1,6 +1,7 @@
 package redteam
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +13,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 	"unsafe"
@@ -54,6 +56,8 @@ var probes = map[string]func([]string){
 	"sys":       probeSyscalls,
 	"inject":    probeInject,
 	"connect":   probeConnect,
+	"dgram":     probeDgram,
+	"unixrace":  probeUnixRace,
 	"rawsock":   probeRawSock,
 	"mount":     probeMount,
 	"openw":     probeOpenWrite,
@@ -961,4 +965,124 @@ func probeDenyLoop(args []string) {
 		unix.RawSyscall(unix.SYS_KEYCTL, 0, ^uintptr(2), 0)
 	}
 	fmt.Printf("denyloop %d calls\n", n)
+}
+
+// probeDgram sends a datagram to a pathname unix socket from a unix
+// datagram socket made with socket(2) and from one of a socketpair(2):
+// "dgram PATH [PAYLOAD]".
+func probeDgram(args []string) {
+	if len(args) < 1 {
+		return
+	}
+	payload := []byte("cordon-redteam-probe")
+	if len(args) > 1 {
+		payload = []byte(args[1])
+	}
+	to := &unix.SockaddrUnix{Name: args[0]}
+	fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Sendto(fd, payload, 0, to)
+		unix.Close(fd)
+	}
+	report("sendto from socket(AF_UNIX, SOCK_DGRAM) to "+args[0], err)
+	pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+	if err == nil {
+		err = unix.Sendto(pair[0], payload, 0, to)
+		unix.Close(pair[0])
+		unix.Close(pair[1])
+	}
+	report("sendto from socketpair(AF_UNIX, SOCK_DGRAM) to "+args[0], err)
+}
+
+// probeUnixRace connects again and again through one sockaddr_un
+// while another thread keeps rewriting it between a socket of the
+// probe's own and the target: a supervisor that checks the address and
+// then lets the kernel read it again connects to the target now and
+// then. "unixrace OWN TARGET [PAYLOAD]"; each connection sends the
+// payload.
+func probeUnixRace(args []string) {
+	if len(args) < 2 {
+		return
+	}
+	payload := []byte("cordon-redteam-probe\n")
+	if len(args) > 2 {
+		payload = []byte(args[2] + "\n")
+	}
+	ln, err := listenDiscard("unix", args[0])
+	if err != nil {
+		report("listen "+args[0], err)
+		return
+	}
+	defer ln.Close()
+	enc := func(path string) (b [unix.SizeofSockaddrUnix]byte) {
+		binary.NativeEndian.PutUint16(b[:], unix.AF_UNIX)
+		copy(b[2:], path)
+		return b
+	}
+	own, target := enc(args[0]), enc(args[1])
+	buf := new([unix.SizeofSockaddrUnix]byte)
+	*buf = own
+	var stop atomic.Bool
+	go func() {
+		// Each address stays a few hundred nanoseconds, so that whole
+		// copies of either are read, not only torn mixtures.
+		for n := 0; !stop.Load(); n++ {
+			if n%500 == 0 {
+				if n%1000 == 0 {
+					storeAddr(buf, &target)
+				} else {
+					storeAddr(buf, &own)
+				}
+			}
+		}
+	}()
+	defer stop.Store(true)
+	var ok, refused, hits int
+	why := map[string]int{}
+	for range 3000 {
+		fd, err := unix.Socket(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			break
+		}
+		_, _, e := unix.Syscall(unix.SYS_CONNECT, uintptr(fd), uintptr(unsafe.Pointer(buf)), unix.SizeofSockaddrUnix)
+		if e == 0 {
+			ok++
+			unix.Write(fd, payload)
+			if sa, err := unix.Getpeername(fd); err == nil {
+				if u, _ := sa.(*unix.SockaddrUnix); u != nil && u.Name == args[1] {
+					hits++
+				}
+			}
+		} else {
+			refused++
+			why[e.Error()]++
+		}
+		unix.Close(fd)
+	}
+	fmt.Printf("race: %d connected (%d to the target), %d refused %v\n", ok, hits, refused, why)
+}
+
+// storeAddr is a call, not an inlined store, so that the compiler keeps
+// both of the flipping goroutine's stores.
+//
+//go:noinline
+func storeAddr(dst, src *[unix.SizeofSockaddrUnix]byte) { *dst = *src }
+
+// listenDiscard listens on addr and closes every connection it accepts,
+// until the listener is closed: the probe's own end of a race.
+func listenDiscard(network, addr string) (net.Listener, error) {
+	ln, err := net.Listen(network, addr)
+	if err != nil {
+		return nil, err
+	}
+	go func() {
+		for {
+			c, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			c.Close()
+		}
+	}()
+	return ln, nil
 }

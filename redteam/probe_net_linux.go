@@ -334,21 +334,12 @@ func probeConnRace(args []string) {
 		report("parse target", fmt.Errorf("want an IPv4 ip:port"))
 		return
 	}
-	ln, err := net.Listen("tcp4", args[0])
+	ln, err := listenDiscard("tcp4", args[0])
 	if err != nil {
 		report("listen", err)
 		return
 	}
 	defer ln.Close()
-	go func() {
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			c.Close()
-		}
-	}()
 	lo := netip.MustParseAddrPort(ln.Addr().String())
 	var sa unix.RawSockaddrInet4
 	sa.Family = unix.AF_INET

@@ -133,7 +133,7 @@ func (s *Session) mountGrants(want []fsGrant, p *plan.Plan) (rulesetFD int, err 
 		}
 		// Directories made for mount points belong to the session's root
 		// (the session's file systems know no other owner).
-		if err := setfsids(s.ids.hostUID, s.ids.hostGID); err != nil {
+		if err := linux.SetFSIDs(s.ids.hostUID, s.ids.hostGID); err != nil {
 			return err
 		}
 		for i, g := range add {
@@ -145,7 +145,7 @@ func (s *Session) mountGrants(want []fsGrant, p *plan.Plan) (rulesetFD int, err 
 			}
 		}
 		// The ruleset opens every path of the view: back to root's access.
-		if err := setfsids(0, 0); err != nil {
+		if err := linux.SetFSIDs(0, 0); err != nil {
 			return err
 		}
 		fd, _, err := ruleset.ForOptions(p, ruleset.Options{ExeFD: exe, LogNewExec: p.LandlockAudit})
@@ -212,18 +212,6 @@ func mountPoint(path string, tree *os.File, home string) (err error) {
 		return err
 	}
 	return os.WriteFile(path, nil, 0o644)
-}
-
-// setfsids sets the calling thread's file-system uid and gid (the thread
-// is locked, and dies after its work).
-func setfsids(uid, gid int) error {
-	if err := unix.Setfsuid(uid); err != nil {
-		return os.NewSyscallError("setfsuid", err)
-	}
-	if err := unix.Setfsgid(gid); err != nil {
-		return os.NewSyscallError("setfsgid", err)
-	}
-	return nil
 }
 
 // sendRuleset hands a ruleset descriptor to the supervisor for the next

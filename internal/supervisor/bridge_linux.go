@@ -1,21 +1,16 @@
 package supervisor
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"net"
-	"net/netip"
 	"os"
 	"sync"
 	"time"
 
 	"golang.org/x/sys/unix"
 
-	"github.com/cordon-sandbox/cordon/events"
 	"github.com/cordon-sandbox/cordon/internal/plan"
-	"github.com/cordon-sandbox/cordon/internal/proto"
-	"github.com/cordon-sandbox/cordon/internal/seccomp"
 )
 
 // The bridge is the session's one way out. The supervisor listens on
@@ -153,80 +148,4 @@ func (b *bridge) serve() {
 			return
 		}
 	}
-}
-
-// connect answers a connect notification. A connection to a loopback
-// address (or a socket that is not IP) goes ahead; one to any other
-// address is refused with EPERM and reported. The session's network
-// namespace has no route off loopback, so the kernel would refuse it
-// anyway: what the check adds is the reason, at once, in the tool's
-// errno and in a deny event. The check reads the address from the
-// caller's memory, which another of its threads could change before the
-// kernel reads it again; that can cost only the report, never the
-// refusal, which stays the namespace's.
-func (n *notifier) connect(note seccomp.Notification, call string) {
-	dst, ok := n.connectAddr(note)
-	ip := dst.Addr().Unmap()
-	if !ok || ip.IsLoopback() || ip.IsUnspecified() {
-		if ok && ip == netip.AddrFrom4([4]byte{127, 0, 0, 1}) && dst.Port() == plan.ProxyPort && n.s.bridge != nil {
-			n.s.bridge.expect(call)
-		}
-		if err := seccomp.Continue(n.fd, note.ID); err != nil && !errors.Is(err, seccomp.ErrTargetGone) {
-			fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
-			os.Exit(3)
-		}
-		return
-	}
-	reason := fmt.Sprintf("direct connection to %s refused: the session reaches the network only through cordon's egress proxy at http://127.0.0.1:%d (HTTP_PROXY, HTTPS_PROXY and ALL_PROXY name it)", dst, plan.ProxyPort)
-	e := &events.Event{
-		Time: time.Now(), Session: n.s.session(), Call: call,
-		Kind: events.Deny, Layer: events.LayerNet, Op: "net.connect", Target: dst.String(),
-		Rule:   "network.direct",
-		Detail: map[string]any{"pid": note.PID, "reason": reason},
-	}
-	_ = n.s.host.Send(&proto.Response{Call: call, Kind: proto.KindEvent, Event: e})
-	if err := seccomp.Respond(n.fd, note.ID, unix.EPERM); err != nil && !errors.Is(err, seccomp.ErrTargetGone) {
-		fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
-		os.Exit(3)
-	}
-}
-
-// connectAddr reads the IP address a notified connect(fd, addr, len) is
-// aimed at. ok is false for other address families, and when the memory
-// cannot be read or the notification was withdrawn meanwhile (the pid may
-// then name another process).
-func (n *notifier) connectAddr(note seccomp.Notification) (dst netip.AddrPort, ok bool) {
-	size := min(note.Args[2], unix.SizeofSockaddrInet6)
-	if size < 2 {
-		return dst, false
-	}
-	buf := make([]byte, size)
-	local := []unix.Iovec{{Base: &buf[0], Len: size}}
-	remote := []unix.RemoteIovec{{Base: uintptr(note.Args[1]), Len: int(size)}}
-	m, err := unix.ProcessVMReadv(int(note.PID), local, remote, 0)
-	if err != nil || m != len(buf) || !seccomp.Valid(n.fd, note.ID) {
-		return dst, false
-	}
-	return sockaddrIP(buf)
-}
-
-// sockaddrIP decodes a struct sockaddr_in or sockaddr_in6.
-func sockaddrIP(b []byte) (netip.AddrPort, bool) {
-	if len(b) < 2 {
-		return netip.AddrPort{}, false
-	}
-	port := func() uint16 { return binary.BigEndian.Uint16(b[2:4]) }
-	switch binary.NativeEndian.Uint16(b) {
-	case unix.AF_INET:
-		if len(b) < unix.SizeofSockaddrInet4 {
-			return netip.AddrPort{}, false
-		}
-		return netip.AddrPortFrom(netip.AddrFrom4([4]byte(b[4:8])), port()), true
-	case unix.AF_INET6:
-		if len(b) < unix.SizeofSockaddrInet6 {
-			return netip.AddrPort{}, false
-		}
-		return netip.AddrPortFrom(netip.AddrFrom16([16]byte(b[8:24])), port()), true
-	}
-	return netip.AddrPort{}, false
 }
