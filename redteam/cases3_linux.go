@@ -281,7 +281,7 @@ func moreCases() []*Case {
 		},
 	}, {
 		ID: "E30", Class: Escape, Title: "set-user-ID, set-group-ID and file-capability binaries planted in the workspace",
-		Probe:   "in the workspace: open(O_CREAT) with mode 04755 and 02755, chmod 4755/2755, fchmodat 06755, a security.capability xattr, and cp /bin/id + chmod u+s",
+		Probe:   "in the workspace: open(O_CREAT) with mode 04755 and 02755, openat2(O_CREAT) with mode 06755, chmod 4755/2755, fchmodat 06755, a security.capability xattr, and cp /bin/id + chmod u+s",
 		Oracle:  "a file in the workspace, seen on the host, is set-user-ID or set-group-ID or carries a file capability (any host user who runs it gets its owner's rights; a root-started session's files belong to the workspace's owner)",
 		Control: "the same chmod on the host, in a scratch directory, is seen by the same check",
 		Source:  "new: idmapped workspace (docs/security.md modes); W03's 'the host executes later'",

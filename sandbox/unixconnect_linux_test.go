@@ -196,3 +196,34 @@ EOF`, dgram))
 		t.Errorf("control: connect under a writable path: %q (stderr %q), host accepted %d", res.Stdout, res.Stderr, accepted.Load())
 	}
 }
+
+// TestOpenat2 checks that a command's openat2 answers ENOSYS (its mode is
+// in memory the filter cannot read, so it could create a set-user-ID
+// file) while open(2) works, and that the executor's own file tools,
+// which need openat2's RESOLVE_BENEATH, still work.
+func TestOpenat2(t *testing.T) {
+	ws := workspace(t)
+	s, _ := open(t, ws, policy.Default())
+	res := sh(t, s, `python3 - <<'EOF'
+import ctypes, os, struct
+libc = ctypes.CDLL(None, use_errno=True)
+how = struct.pack("QQQ", os.O_CREAT | os.O_WRONLY, 0o4755, 0)
+r = libc.syscall(437, -100, b"via-openat2", how, len(how))
+print("openat2", r, ctypes.get_errno())
+os.close(os.open("via-open", os.O_CREAT | os.O_WRONLY, 0o755))
+print("open ok")
+EOF`)
+	if !strings.Contains(string(res.Stdout), "openat2 -1 38") || !strings.Contains(string(res.Stdout), "open ok") {
+		t.Errorf("want openat2 to fail with ENOSYS (38) and open to work: %q (stderr %q)", res.Stdout, res.Stderr)
+	}
+	if _, err := os.Stat(filepath.Join(ws, "via-openat2")); err == nil {
+		t.Errorf("openat2 from a command created its file")
+	}
+	ctx := t.Context()
+	if err := s.WriteFile(ctx, "tool.txt", []byte("by the file tool")); err != nil {
+		t.Fatalf("file tool write: %v", err)
+	}
+	if b, _, err := s.ReadFile(ctx, "tool.txt"); err != nil || string(b) != "by the file tool" {
+		t.Errorf("file tool read: %q, %v", b, err)
+	}
+}

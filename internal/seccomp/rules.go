@@ -151,8 +151,7 @@ const oCreat = 0x40
 // set-group-ID bit (chmod, fchmodat, fchmodat2, and open, openat, creat,
 // mknod, mknodat creating a file with such a mode). The mode is an
 // argument, not memory, so the verdict cannot be raced. openat2 keeps its
-// mode in memory, out of the filter's reach, and is not checked: a file
-// it creates set-ID is a known gap (docs/security.md).
+// mode in memory, out of the filter's reach: see ExecutorOnly.
 func Forbidden(n Notification) (Rule, bool) {
 	name := Name(n.Nr)
 	mode := func(i int) bool { return uint32(n.Args[i])&setIDBits != 0 }
@@ -176,6 +175,16 @@ func Forbidden(n Notification) (Rule, bool) {
 	return Rule{Syscall: name, Rule: "seccomp.deny.setid_mode",
 		Detail: name + " tried to give a file the set-user-ID or set-group-ID bit, which would let anyone on the host who runs it act as its owner"}, true
 }
+
+// ExecutorOnly reports whether the syscall is one that only the executor
+// itself (cordon's own code: the file tools) may make. The supervisor
+// answers it ENOSYS for every other process, as a kernel without it
+// would, and callers fall back to the older call. openat2 is one: its
+// flags and mode are in memory the filter cannot read, so a command
+// could create a set-user-ID file through it (openat and creat are
+// refused that in Forbidden), while the file tools need its
+// RESOLVE_BENEATH.
+func ExecutorOnly(nr int32) bool { return Name(nr) == "openat2" }
 
 // openWriteFlags are the open(2) flags that make an open a write:
 // O_WRONLY, O_RDWR, O_CREAT and O_TRUNC (the same values on every

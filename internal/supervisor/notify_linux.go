@@ -77,6 +77,10 @@ func (n *notifier) loop() {
 			fmt.Fprintf(os.Stderr, "cordon supervisor: seccomp notifications: %v\n", err)
 			os.Exit(3)
 		}
+		if seccomp.ExecutorOnly(note.Nr) && !n.ofExecutor(int(note.PID)) {
+			n.answer(note.ID, unix.ENOSYS)
+			continue
+		}
 		forbidden, deny := seccomp.Forbidden(note)
 		if seccomp.Observed(note.Nr) && !deny {
 			n.observe(note)
@@ -104,10 +108,16 @@ func (n *notifier) loop() {
 		// call cannot end) before the denial is on the host's record,
 		// so the event frame always precedes the call's result frame.
 		_ = n.s.host.Send(&proto.Response{Call: call, Kind: proto.KindEvent, Event: e})
-		if err := seccomp.Respond(n.fd, note.ID, unix.EPERM); err != nil && !errors.Is(err, unix.ENOENT) {
-			fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
-			os.Exit(3)
-		}
+		n.answer(note.ID, unix.EPERM)
+	}
+}
+
+// answer fails notification id with errno; a failure to answer, other
+// than the caller having died, ends the session.
+func (n *notifier) answer(id uint64, errno unix.Errno) {
+	if err := seccomp.Respond(n.fd, id, errno); err != nil && !errors.Is(err, unix.ENOENT) {
+		fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
+		os.Exit(3)
 	}
 }
 
