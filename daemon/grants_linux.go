@@ -516,7 +516,7 @@ func (s *Server) requestGrant(w http.ResponseWriter, r *http.Request, p peer) {
 		return
 	}
 	var req GrantRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	g, err := s.request(e, req)

@@ -87,6 +87,7 @@ type Server struct {
 	http       *http.Server
 	policyHash string // of the sessions created without a policy
 	grants     grantBroker
+	bodies     bodyBudget // request bodies held in memory
 
 	mu       sync.Mutex
 	sessions map[string]*entry
@@ -113,7 +114,7 @@ func New(o Options) *Server {
 	if o.CgroupParent == "" {
 		o.CgroupParent = CgroupParent(o.Socket)
 	}
-	s := &Server{opts: o, bus: o.Bus, sessions: map[string]*entry{}, policyHash: policyHash(o)}
+	s := &Server{opts: o, bus: o.Bus, sessions: map[string]*entry{}, policyHash: policyHash(o), bodies: bodyBudget{max: bodiesInFlight}}
 	if o.Audit != nil {
 		s.grants.start(o.Audit, false, s.bus)
 	}
@@ -340,7 +341,7 @@ func (s *Server) lookup(w http.ResponseWriter, r *http.Request, p peer) *entry {
 
 func (s *Server) create(w http.ResponseWriter, r *http.Request, p peer) {
 	var req CreateRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	e, err := s.open(r.Context(), p, req)
@@ -442,7 +443,7 @@ func (s *Server) exec(w http.ResponseWriter, r *http.Request, p peer) {
 		return
 	}
 	var req ExecRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	x := sandbox.ExecRequest{Argv: req.Argv, Command: req.Command, Env: req.Env, Cwd: req.Cwd,
@@ -547,14 +548,9 @@ func (s *Server) putFile(w http.ResponseWriter, r *http.Request, p peer) {
 	if e == nil {
 		return
 	}
-	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxFileBody))
+	data, err := io.ReadAll(s.body(r, w, maxFileBody))
 	if err != nil {
-		var mbe *http.MaxBytesError
-		if errors.As(err, &mbe) {
-			writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("file body over %d bytes", maxFileBody), nil)
-			return
-		}
-		writeError(w, http.StatusBadRequest, "invalid", "reading the body: "+err.Error(), nil)
+		bodyError(w, err, "file body")
 		return
 	}
 	if err := s.writeFile(r.Context(), e, r.PathValue("path"), data); err != nil {
@@ -571,7 +567,7 @@ func (s *Server) networkAllow(w http.ResponseWriter, r *http.Request, p peer) {
 		return
 	}
 	var req NetworkAllowRequest
-	if !decode(w, r, &req) {
+	if !s.decode(w, r, &req) {
 		return
 	}
 	if len(req.Hosts) == 0 {
@@ -646,9 +642,10 @@ func (s *Server) stream(w http.ResponseWriter, r *http.Request, match func(*even
 	}
 }
 
-// decode reads a strict JSON body: bounded, no unknown fields, one value.
-func decode(w http.ResponseWriter, r *http.Request, v any) bool {
-	return decodeFrom(w, http.MaxBytesReader(w, r.Body, maxJSONBody), v)
+// decode reads a strict JSON body: bounded, counted against the daemon's
+// body budget, no unknown fields, one value.
+func (s *Server) decode(w http.ResponseWriter, r *http.Request, v any) bool {
+	return decodeFrom(w, s.body(r, w, maxJSONBody), v)
 }
 
 // decodeBytes decodes a body already read, as strictly as decode.
@@ -666,12 +663,7 @@ func decodeFrom(w http.ResponseWriter, body io.Reader, v any) bool {
 	if err == nil {
 		return true
 	}
-	var mbe *http.MaxBytesError
-	if errors.As(err, &mbe) {
-		writeError(w, http.StatusRequestEntityTooLarge, "too_large", fmt.Sprintf("body over %d bytes", maxJSONBody), nil)
-		return false
-	}
-	writeError(w, http.StatusBadRequest, "invalid", "malformed body: "+err.Error(), nil)
+	bodyError(w, err, "body")
 	return false
 }
 
