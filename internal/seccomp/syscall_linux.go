@@ -15,10 +15,16 @@ import (
 // runtime runs goroutines on many threads); NEW_LISTENER returns the
 // notification fd; TSYNC_ESRCH (Linux 5.7+) makes a TSYNC failure return
 // ESRCH instead of a thread ID, which is what lets TSYNC and NEW_LISTENER be
-// combined at all.
+// combined at all. WAIT_KILLABLE_RECV (Linux 5.19+): once the supervisor
+// has received a notification, only a fatal signal interrupts the
+// caller's wait. A supervisor that performs a syscall for the caller (a
+// connect) must not see it interrupted after it acted and then restarted
+// by the kernel, which would run it twice; on older kernels Install goes
+// on without the flag.
 const installFlags = unix.SECCOMP_FILTER_FLAG_TSYNC |
 	unix.SECCOMP_FILTER_FLAG_TSYNC_ESRCH |
-	unix.SECCOMP_FILTER_FLAG_NEW_LISTENER
+	unix.SECCOMP_FILTER_FLAG_NEW_LISTENER |
+	unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV
 
 // Install sets filter on all threads of the calling process and returns the
 // notification listener fd, which the kernel opens close-on-exec.
@@ -44,6 +50,9 @@ func Install(filter []unix.SockFilter) (listenerFD int, err error) {
 	}
 	prog := unix.SockFprog{Len: uint16(len(filter)), Filter: &filter[0]}
 	fd, _, errno := unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, installFlags, uintptr(unsafe.Pointer(&prog)))
+	if errno == unix.EINVAL {
+		fd, _, errno = unix.Syscall(unix.SYS_SECCOMP, unix.SECCOMP_SET_MODE_FILTER, installFlags&^unix.SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, uintptr(unsafe.Pointer(&prog)))
+	}
 	runtime.KeepAlive(filter)
 	if errno != 0 {
 		return -1, os.NewSyscallError("seccomp(SECCOMP_SET_MODE_FILTER)", errno)
