@@ -111,6 +111,8 @@ func TestParseAccepts(t *testing.T) {
 				l := p.Limits
 				return l.Memory == 2*GiB && l.Output == 512 && l.Tmp == MiB && l.Home == 1500000000
 			}},
+		{"disk floors", "version: 1\nlimits:\n  disk_free: 1.5GiB\n  disk_free_inodes: 5000\n",
+			func(p *Policy) bool { return p.Limits.DiskFree == 3*GiB/2 && p.Limits.DiskFreeInodes == 5000 }},
 		{"duration", "version: 1\nlimits:\n  timeout: 1h30m\n", func(p *Policy) bool { return p.Limits.Timeout.String() == "1h30m" }},
 		{"duration zero", "version: 1\nlimits:\n  timeout: 0\n", func(p *Policy) bool { return p.Limits.Timeout == 0 }},
 		{"access read", "version: 1\nworkspace:\n  access: read\n", func(p *Policy) bool { return p.Workspace.Access == AccessRead }},
@@ -174,7 +176,8 @@ func TestDefault(t *testing.T) {
 	}
 	// The content the brief asks for.
 	if q.Workspace.Access != AccessWrite || q.Limits.Memory != 4*GiB || q.Limits.Pids != 1024 ||
-		q.Limits.Timeout.String() != "10m" || q.Limits.Output != 16*MiB || q.Limits.Tmp != GiB || q.Limits.Home != GiB {
+		q.Limits.Timeout.String() != "10m" || q.Limits.Output != 16*MiB || q.Limits.Tmp != GiB || q.Limits.Home != GiB ||
+		q.Limits.DiskFree != GiB || q.Limits.DiskFreeInodes != 10000 {
 		t.Errorf("unexpected limits/workspace: %+v %+v", q.Workspace, q.Limits)
 	}
 	if len(q.Filesystem.Write) != 0 || len(q.Capabilities.Auto) != 0 || len(q.Network.AllowPrivate) != 0 {

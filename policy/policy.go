@@ -126,8 +126,8 @@ type Env struct {
 }
 
 // Limits are the session's resource limits. A zero value means "no limit
-// from the policy" for Memory, Pids, CPU, Timeout and Output, and "the
-// runtime's built-in size" for Tmp and Home.
+// from the policy" for Memory, Pids, CPU, Timeout, Output, DiskFree and
+// DiskFreeInodes, and "the runtime's built-in size" for Tmp and Home.
 type Limits struct {
 	Memory  ByteSize `yaml:"memory" json:"memory"`   // memory of the whole session
 	Pids    int      `yaml:"pids" json:"pids"`       // processes and threads in the session
@@ -136,6 +136,14 @@ type Limits struct {
 	Output  ByteSize `yaml:"output" json:"output"`   // per-call cap on stdout+stderr bytes returned
 	Tmp     ByteSize `yaml:"tmp" json:"tmp"`         // size of the session's /tmp tmpfs
 	Home    ByteSize `yaml:"home" json:"home"`       // size of the session's $HOME tmpfs
+	// DiskFree is a floor under the free space of every host filesystem
+	// the session can write (the workspace's, and those of
+	// filesystem.write paths and fs.write grants): a call may not bring
+	// it below this. The session's own /tmp and $HOME are not host
+	// filesystems; their size is Tmp and Home.
+	DiskFree ByteSize `yaml:"disk_free" json:"disk_free"`
+	// DiskFreeInodes is the same floor for free inodes (files).
+	DiskFreeInodes int64 `yaml:"disk_free_inodes" json:"disk_free_inodes"`
 }
 
 // Capabilities decide capability requests. Each entry is a pattern over

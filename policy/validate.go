@@ -263,7 +263,7 @@ func (v *validator) limits() {
 	sizes := []struct {
 		field string
 		value ByteSize
-	}{{"limits.memory", l.Memory}, {"limits.output", l.Output}, {"limits.tmp", l.Tmp}, {"limits.home", l.Home}}
+	}{{"limits.memory", l.Memory}, {"limits.output", l.Output}, {"limits.tmp", l.Tmp}, {"limits.home", l.Home}, {"limits.disk_free", l.DiskFree}}
 	for _, s := range sizes {
 		if s.value < 0 {
 			v.addf(s.field, "must not be negative (got %s); 0 means unset", s.value)
@@ -283,6 +283,9 @@ func (v *validator) limits() {
 		v.addf("limits.cpu", "must be a finite number of cores")
 	case l.CPU < 0:
 		v.addf("limits.cpu", "must not be negative (got %g); 0 means unlimited", l.CPU)
+	}
+	if l.DiskFreeInodes < 0 {
+		v.addf("limits.disk_free_inodes", "must not be negative (got %d); 0 means unset", l.DiskFreeInodes)
 	}
 	switch {
 	case l.Timeout < 0:
