@@ -80,6 +80,13 @@ func verdicts(a *archInfo, opts Options) (map[uint32]leaf, error) {
 		}
 		v[uint32(nr)] = l
 	}
+	if opts.CheckAllocations {
+		nr, ok := a.number("fallocate")
+		if !ok {
+			return nil, fmt.Errorf("building seccomp filter: no syscall number for fallocate")
+		}
+		v[uint32(nr)] = leafNotify
+	}
 	if opts.ObserveWrites {
 		for name := range observed {
 			nr, ok := a.number(name)

@@ -14,6 +14,11 @@ type Options struct {
 	// the ones that will be refused and lets every one of them run: the
 	// mounts and Landlock still decide. Reads stay unobserved.
 	ObserveWrites bool
+	// CheckAllocations hands fallocate to the supervisor, which refuses
+	// one that would take the free space of a host filesystem the session
+	// writes below the policy's floor (limits.disk_free) and lets the
+	// others run. See Allocation.
+	CheckAllocations bool
 }
 
 // Notification is one SECCOMP_IOCTL_NOTIF_RECV result: a syscall that the
