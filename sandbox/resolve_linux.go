@@ -95,6 +95,8 @@ func resolve(pol *policy.Policy, ws string, id string, ids idMap, caller *Caller
 			OutputBytes:    min(orDefault(int64(exp.Limits.Output), defaultOutput), maxOutput),
 			FileReadBytes:  fileLimit(orDefault(int64(exp.Limits.Output), defaultOutput)),
 			FileWriteBytes: fileLimit(orDefault(int64(exp.Limits.Output), defaultOutput)),
+			DiskFreeBytes:  int64(exp.Limits.DiskFree),
+			DiskFreeInodes: exp.Limits.DiskFreeInodes,
 		},
 	}
 	if h := exp.Env.Set["HOME"]; h != "" {

@@ -243,7 +243,7 @@ func lockdown(p *plan.Plan, ready *proto.Ready) (int, error) {
 	if err := linux.SetNoNewPrivs(); err != nil {
 		return -1, err
 	}
-	filter, err := seccomp.Build(seccomp.Options{AllowPtrace: p.AllowPtrace, ObserveWrites: true})
+	filter, err := seccomp.Build(seccomp.Options{AllowPtrace: p.AllowPtrace, ObserveWrites: true, CheckAllocations: p.Limits.DiskFreeBytes > 0})
 	if err != nil {
 		return -1, err
 	}

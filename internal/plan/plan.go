@@ -107,6 +107,29 @@ type Limits struct {
 	OutputBytes    int64 `json:"output_bytes"`
 	FileReadBytes  int64 `json:"file_read_bytes"`
 	FileWriteBytes int64 `json:"file_write_bytes"`
+	// DiskFreeBytes and DiskFreeInodes are the floors under the free
+	// space and inodes of the host filesystems the session writes
+	// (limits.disk_free, limits.disk_free_inodes); 0: none. The
+	// supervisor refuses a fallocate that would cross the first; the
+	// host stops calls that cross either.
+	DiskFreeBytes  int64 `json:"disk_free_bytes,omitempty"`
+	DiskFreeInodes int64 `json:"disk_free_inodes,omitempty"`
+}
+
+// HostWritable returns the paths in the session, the workspace and the
+// writable binds, that lie on host filesystems the session can write:
+// those whose free space limits.disk_free keeps.
+func (p *Plan) HostWritable() []string {
+	var out []string
+	if p.WorkspaceWritable {
+		out = append(out, p.Workspace)
+	}
+	for _, b := range p.Binds {
+		if b.Writable && b.Kind != BindSymlink {
+			out = append(out, b.Target)
+		}
+	}
+	return out
 }
 
 // ProxyPort is the loopback port, the same in every session, on which the

@@ -53,3 +53,20 @@ func TestProtecting(t *testing.T) {
 		t.Error("a grant of the workspace left .envrc in force")
 	}
 }
+
+func TestHostWritable(t *testing.T) {
+	p := &Plan{Workspace: "/w/ws", WorkspaceWritable: true, Binds: []Bind{
+		{Source: "/usr", Target: "/usr", Kind: BindDir},
+		{Source: "/srv/out", Target: "/out", Kind: BindDir, Writable: true},
+		{Source: "/srv/log", Target: "/log.txt", Kind: BindFile, Writable: true},
+		{Source: "/bin", Target: "/bin", Kind: BindSymlink, Link: "usr/bin", Writable: true},
+	}}
+	got := p.HostWritable()
+	if want := []string{"/w/ws", "/out", "/log.txt"}; len(got) != len(want) || got[0] != want[0] || got[1] != want[1] || got[2] != want[2] {
+		t.Errorf("HostWritable() = %q, want %q", got, want)
+	}
+	p.WorkspaceWritable = false
+	if got := p.HostWritable(); len(got) != 2 || got[0] != "/out" {
+		t.Errorf("read-only workspace: HostWritable() = %q", got)
+	}
+}

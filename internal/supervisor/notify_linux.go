@@ -81,6 +81,10 @@ func (n *notifier) loop() {
 			n.answer(note.ID, unix.ENOSYS)
 			continue
 		}
+		if seccomp.Allocation(note.Nr) {
+			n.allocate(note) // disk_linux.go
+			continue
+		}
 		forbidden, deny := seccomp.Forbidden(note)
 		if seccomp.Observed(note.Nr) && !deny {
 			n.observe(note)
