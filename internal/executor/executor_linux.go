@@ -107,6 +107,10 @@ func (e *executor) serve() error {
 		case proto.OpCancel:
 			e.cancel(req.Call)
 			continue
+		case proto.OpStopAll:
+			// In frame order: a call that starts after it is not hit.
+			e.stopAll()
+			continue
 		case proto.OpStdin:
 			e.feed(req)
 			continue

@@ -58,6 +58,12 @@ const (
 	// executor under Plan (a grant widened what the kernel allows); the
 	// answer is a result frame for the request's call id.
 	OpReconfigure Op = "reconfigure"
+	// OpStopAll asks every executor of the session to kill every process
+	// it started, calls running and processes they left behind alike:
+	// the host saw a host filesystem the session writes fall below the
+	// policy's floor (limits.disk_free). It names no call and has no
+	// answer; the calls it ends answer as killed.
+	OpStopAll Op = "stop_all"
 )
 
 // Request asks the executor to perform one tool call.

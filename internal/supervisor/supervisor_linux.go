@@ -433,6 +433,10 @@ func (s *supervisor) serve() error {
 			go s.reconfigure(req)
 			continue
 		}
+		if req.Op == proto.OpStopAll {
+			s.stopAll(req) // disk_linux.go
+			continue
+		}
 		s.executorFor(req).queue.push(req)
 	}
 }
