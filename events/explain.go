@@ -98,8 +98,13 @@ func explainLimit(b *strings.Builder, e *Event, count int) {
 	fmt.Fprintf(b, "The call reached the %s limit", orUnknown(limit))
 	if v := valueOf(e.Detail["value"]); v != "" {
 		fmt.Fprintf(b, " of %s", v)
-		if _, err := strconv.ParseInt(v, 10, 64); err == nil && (limit == "output" || limit == "memory" || limit == "tmp" || limit == "home") {
-			b.WriteString(" bytes")
+		if _, err := strconv.ParseInt(v, 10, 64); err == nil {
+			switch limit {
+			case "output", "memory", "tmp", "home", "disk_free":
+				b.WriteString(" bytes")
+			case "disk_free_inodes":
+				b.WriteString(" free inodes")
+			}
 		}
 	}
 	times(b, count)
@@ -121,7 +126,35 @@ func explainLimit(b *strings.Builder, e *Event, count int) {
 			b.WriteString("$HOME")
 		}
 		b.WriteString(" is full and writes there fail until files are removed from it (the workspace has room of its own)")
+	case "disk_free", "disk_free_inodes":
+		explainDisk(b, e, limit)
 	}
+}
+
+// explainDisk completes the sentence of a free-space floor: what the
+// session did that would cross it, and what became of that.
+func explainDisk(b *strings.Builder, e *Event, limit string) {
+	what := "free space"
+	if limit == "disk_free_inodes" {
+		what = "free inodes"
+	}
+	fs := "a host filesystem the session writes"
+	if p, _ := e.Detail["path"].(string); p != "" {
+		fs = fmt.Sprintf("the filesystem holding %s", p)
+	}
+	free := valueOf(e.Detail["free"])
+	if free != "" {
+		free = " (" + free + ")"
+	}
+	switch e.Op {
+	case "fallocate":
+		fmt.Fprintf(b, ": fallocate of %s bytes would have taken the %s of %s%s below it, and failed with ENOSPC", orUnknown(valueOf(e.Detail["requested"])), what, fs, free)
+	case "write_file":
+		fmt.Fprintf(b, ": the write of %s bytes would have taken the %s of %s%s below it, and was refused", orUnknown(valueOf(e.Detail["requested"])), what, fs, free)
+	default:
+		fmt.Fprintf(b, ": the %s of %s fell below it%s, and the session's processes were killed", what, fs, free)
+	}
+	b.WriteString("; removing files there makes room")
 }
 
 func times(b *strings.Builder, n int) {

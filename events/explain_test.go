@@ -90,3 +90,24 @@ func TestExplainTmpfs(t *testing.T) {
 		t.Errorf("got  %q\nwant %q", got, want)
 	}
 }
+
+func TestExplainDiskFree(t *testing.T) {
+	for _, c := range []struct {
+		e    *Event
+		want string
+	}{
+		{&Event{Kind: Limit, Op: "exec", Target: "disk_free", Rule: "limits.disk_free", Remedy: &Remedy{Capability: "limit.disk_free:512"},
+			Detail: map[string]any{"limit": "disk_free", "value": float64(1024), "free": float64(1000), "path": "/ws"}},
+			"The call reached the disk_free limit of 1024 bytes (rule limits.disk_free): the free space of the filesystem holding /ws fell below it (1000), and the session's processes were killed; removing files there makes room; request capability limit.disk_free:512 to allow it."},
+		{&Event{Kind: Limit, Op: "fallocate", Target: "disk_free", Rule: "limits.disk_free", Remedy: &Remedy{Capability: "limit.disk_free:512"},
+			Detail: map[string]any{"limit": "disk_free", "value": int64(1024), "free": int64(2000), "requested": int64(4096), "path": "/ws"}},
+			"The call reached the disk_free limit of 1024 bytes (rule limits.disk_free): fallocate of 4096 bytes would have taken the free space of the filesystem holding /ws (2000) below it, and failed with ENOSPC; removing files there makes room; request capability limit.disk_free:512 to allow it."},
+		{&Event{Kind: Limit, Op: "exec", Target: "disk_free_inodes", Rule: "limits.disk_free_inodes",
+			Detail: map[string]any{"limit": "disk_free_inodes", "value": 100, "free": 99}},
+			"The call reached the disk_free_inodes limit of 100 free inodes (rule limits.disk_free_inodes): the free inodes of a host filesystem the session writes fell below it (99), and the session's processes were killed; removing files there makes room; no capability can allow this."},
+	} {
+		if got := Explain([]*Event{c.e}); got != c.want {
+			t.Errorf("Explain:\n got %s\nwant %s", got, c.want)
+		}
+	}
+}

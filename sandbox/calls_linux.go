@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/cordon-sandbox/cordon/events"
@@ -225,6 +226,13 @@ func (s *Session) fileCall(ctx context.Context, op proto.Op, p string, fill func
 	req := &proto.Request{Call: call, Op: op, Path: rel}
 	if fill != nil {
 		fill(req)
+	}
+	if op == proto.OpWrite {
+		if e := s.diskRefusal(call, int64(len(req.Data))); e != nil {
+			s.record(e)
+			reason, _ := e.Detail["reason"].(string)
+			return nil, &Error{Code: CodeDenied, Message: reason, Denials: []*events.Event{e}, Errno: int(syscall.ENOSPC)}
+		}
 	}
 	s.bus.Publish(&events.Event{Session: s.id, Call: call, Kind: events.CallStart, Op: string(op), Target: p})
 	res, err := s.call(ctx, req, nil, nil)

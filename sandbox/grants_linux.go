@@ -25,11 +25,14 @@ type grantSet struct {
 	pids    int64
 	timeout time.Duration
 	fs      []fsGrant // sorted by path
+	// diskFree and diskFreeInodes are granted floors (limit.disk_free,
+	// limit.disk_free_inodes), the lowest of each; -1: none granted.
+	diskFree, diskFreeInodes int64
 }
 
 // parseGrants checks capability names and folds them into a grantSet.
 func parseGrants(caps []string) (grantSet, error) {
-	var g grantSet
+	g := grantSet{diskFree: -1, diskFreeInodes: -1}
 	for _, name := range caps {
 		c, err := policy.ParseCapability(name)
 		if err != nil {
@@ -61,6 +64,18 @@ func parseGrants(caps []string) (grantSet, error) {
 				return g, &Error{Code: CodeInvalid, Message: fmt.Sprintf("%s: a duration such as 20m", name)}
 			}
 			g.timeout = max(g.timeout, time.Duration(d))
+		case "limit.disk_free":
+			b, err := policy.ParseByteSize(c.Target)
+			if err != nil || b < 0 {
+				return g, &Error{Code: CodeInvalid, Message: fmt.Sprintf("%s: a size such as 512MiB, or 0 for no floor", name)}
+			}
+			g.diskFree = lowestGrant(g.diskFree, int64(b))
+		case "limit.disk_free_inodes":
+			n, err := strconv.ParseInt(c.Target, 10, 64)
+			if err != nil || n < 0 {
+				return g, &Error{Code: CodeInvalid, Message: fmt.Sprintf("%s: a number of inodes, or 0 for no floor", name)}
+			}
+			g.diskFreeInodes = lowestGrant(g.diskFreeInodes, n)
 		case "fs.read", "fs.write":
 			p := filepath.Clean(c.Target)
 			if c.Target == "" || !filepath.IsAbs(c.Target) || p == "/" {
@@ -89,17 +104,22 @@ func b2i(b bool) int {
 // ApplyGrants sets the capabilities granted to the session beyond its
 // policy: the complete set in force, each a capability name
 // ("net.connect:github.com", "proc.ptrace", "limit.memory:8GiB",
-// "limit.pids:4096", "limit.timeout:20m", "fs.read:/opt/data",
+// "limit.pids:4096", "limit.timeout:20m", "limit.disk_free:256MiB",
+// "limit.disk_free_inodes:1000", "fs.read:/opt/data",
 // "fs.write:/home/ann/.cache/go-build"). Calls that start after it
 // returns run under the set; calls in progress keep what they started
-// with. A grant never lowers what the policy gives, and a capability the
+// with. A grant never takes away what the policy gives (a granted
+// disk floor only lowers the policy's), and a capability the
 // session's policy decides "never" is refused whoever asks. Network
 // grants change the egress allowlist; proc.ptrace (a seccomp filter
 // cannot be loosened), filesystem grants (Landlock can only narrow; the
 // path is mounted in the view, see fsgrant_linux.go) and, without a
 // cgroup, memory and pids limits (rlimits cannot be raised by the
-// confined) start a new executor, while the old one finishes its calls.
-// A revoked filesystem grant's mount is detached. It returns an *Error
+// confined) start a new executor, while the old one finishes its calls;
+// so does a changed disk floor, which the supervisor checks fallocate
+// against (the host's watch of the free space uses the new floor at
+// once, for calls in progress too). A revoked filesystem grant's mount
+// is detached. It returns an *Error
 // with CodeInvalid for a malformed name, CodeDenied for a capability the
 // policy never allows, and CodeUnsupported for one this session cannot
 // apply (filesystem grants in a rootless session).
@@ -127,6 +147,8 @@ func (s *Session) ApplyGrants(caps []string) error {
 	if g.timeout > 0 {
 		lim.TimeoutMS = max(base.TimeoutMS, g.timeout.Milliseconds())
 	}
+	lim.DiskFreeBytes = lower(base.DiskFreeBytes, g.diskFree)
+	lim.DiskFreeInodes = lower(base.DiskFreeInodes, g.diskFreeInodes)
 	cur := *s.limits.Load()
 	if s.cg != nil && (lim.MemoryBytes != cur.MemoryBytes || lim.Pids != cur.Pids) {
 		if err := s.cg.SetLimits(lim.MemoryBytes, lim.Pids); err != nil {
@@ -134,8 +156,11 @@ func (s *Session) ApplyGrants(caps []string) error {
 		}
 	}
 	fsChanged := !slices.Equal(g.fs, s.mounted)
+	// The supervisor checks fallocate against the executor's plan, and
+	// only a floor it has makes the filter hand fallocate over at all.
 	restart := fsChanged || g.ptrace != s.execPlan.AllowPtrace ||
-		s.cg == nil && (lim.MemoryBytes != s.execPlan.Limits.MemoryBytes || lim.Pids != s.execPlan.Limits.Pids)
+		s.cg == nil && (lim.MemoryBytes != s.execPlan.Limits.MemoryBytes || lim.Pids != s.execPlan.Limits.Pids) ||
+		lim.DiskFreeBytes != s.execPlan.Limits.DiskFreeBytes
 	if restart {
 		p := *s.basePlan
 		p.AllowPtrace = g.ptrace
@@ -177,6 +202,9 @@ func (s *Session) ApplyGrants(caps []string) error {
 	s.grantedHosts = g.hosts
 	s.limits.Store(&lim)
 	s.grants = slices.Clone(caps)
+	// The floors are the new ones, and fs.write grants are places
+	// they keep.
+	s.watchDisks(diskPlaces(s.execPlan), lim)
 	return nil
 }
 
@@ -187,6 +215,23 @@ func raise(policyLimit, granted int64) int64 {
 		return policyLimit
 	}
 	return max(policyLimit, granted)
+}
+
+// lower returns the lower of a policy floor and a granted one, where a
+// granted floor below 0 is "nothing granted".
+func lower(policyFloor, granted int64) int64 {
+	if granted < 0 {
+		return policyFloor
+	}
+	return min(policyFloor, granted)
+}
+
+// lowestGrant folds a granted floor into the lowest so far (-1: none).
+func lowestGrant(so, granted int64) int64 {
+	if so < 0 {
+		return granted
+	}
+	return min(so, granted)
 }
 
 // Grants returns the capability set last applied.

@@ -114,6 +114,14 @@ type Session struct {
 	// caps decides whether a denial's remedy could be granted at all.
 	caps *policy.Capabilities
 
+	// disks are the watchers of the host filesystems the session writes,
+	// by device (disk_linux.go); diskArmed says the session may be
+	// stopped for crossing a floor: set when it opens and whenever an
+	// exec call starts, cleared by the stop.
+	diskMu    sync.Mutex
+	disks     map[uint64]*diskWatcher
+	diskArmed atomic.Bool
+
 	mu           sync.Mutex
 	lastCounters countersSnapshot // cgroup limit counters at the last call end
 	pending      map[string]*pending
@@ -128,6 +136,7 @@ type Session struct {
 type pending struct {
 	done   chan *proto.Result
 	output func(stream string, data []byte)
+	exec   bool // an exec call, which a disk floor can stop
 	// denials are the call's deny and limit events, folded as they come
 	// (copies: the published events are not changed); byKey finds them.
 	denials []*events.Event
@@ -295,6 +304,8 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		s.audit = newSessionAudit(r.Ready.AuditSession, cmd.Process.Pid)
 		hostAudit.add(s)
 	}
+	s.diskArmed.Store(true)
+	warnings = append(warnings, s.watchDisks(diskPlaces(p), p.Limits)...)
 	go s.read()
 	s.egress = egressMine
 	go s.serveEgress(egressMine, s.egressConfig(o))
@@ -537,7 +548,7 @@ func (s *Session) fail(err error) {
 // call sends one request and waits for its result; afterSend, if set, runs
 // once the request is on its way (to stream stdin behind it).
 func (s *Session) call(ctx context.Context, req *proto.Request, output func(string, []byte), afterSend func()) (*proto.Result, error) {
-	pc := &pending{done: make(chan *proto.Result, 1), output: output}
+	pc := &pending{done: make(chan *proto.Result, 1), output: output, exec: req.Op == proto.OpExec}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -550,6 +561,9 @@ func (s *Session) call(ctx context.Context, req *proto.Request, output func(stri
 	}
 	s.pending[req.Call] = pc
 	s.mu.Unlock()
+	if pc.exec {
+		s.diskArmed.Store(true)
+	}
 	req.Received = time.Now().UnixMicro()
 	if err := s.conn.Send(req); err != nil {
 		s.mu.Lock()
@@ -601,6 +615,7 @@ func (s *Session) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
+		s.watchDisks(nil, plan.Limits{})
 		s.conn.Close()
 		s.stop()
 		done := make(chan error, 1)
