@@ -42,6 +42,19 @@ var catalog = map[string]func(target string) error{
 		}
 		return nil
 	},
+	"limit.disk_free": func(t string) error {
+		n, err := policy.ParseByteSize(t)
+		if err == nil && n < 0 {
+			err = fmt.Errorf("free-space floor %q must not be negative", t)
+		}
+		return err
+	},
+	"limit.disk_free_inodes": func(t string) error {
+		if n, err := strconv.ParseInt(t, 10, 64); err != nil || n < 0 || strconv.FormatInt(n, 10) != t {
+			return fmt.Errorf("free-inode floor %q must be a whole number, 0 or more", t)
+		}
+		return nil
+	},
 	"limit.timeout": func(t string) error {
 		d, err := policy.ParseDuration(t)
 		if err == nil && d <= 0 {
@@ -77,7 +90,7 @@ func CheckCapability(name string) (string, error) {
 	}
 	check, ok := catalog[c.Layer+"."+c.Verb]
 	if !ok {
-		return "", fmt.Errorf("unknown capability %q: grants exist for net.connect:HOST[:PORT], fs.read:PATH, fs.write:PATH, proc.ptrace, limit.memory:SIZE, limit.pids:N and limit.timeout:DURATION", name)
+		return "", fmt.Errorf("unknown capability %q: grants exist for net.connect:HOST[:PORT], fs.read:PATH, fs.write:PATH, proc.ptrace, limit.memory:SIZE, limit.pids:N, limit.timeout:DURATION, limit.disk_free:SIZE and limit.disk_free_inodes:N", name)
 	}
 	if err := check(c.Target); err != nil {
 		return "", fmt.Errorf("invalid capability %q: %w", name, err)

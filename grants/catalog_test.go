@@ -20,6 +20,10 @@ func TestCheckCapability(t *testing.T) {
 		"limit.memory:8GiB":                 "limit.memory:8GiB",
 		"limit.pids:4096":                   "limit.pids:4096",
 		"limit.timeout:1h30m":               "limit.timeout:1h30m",
+		"limit.disk_free:512MiB":            "limit.disk_free:512MiB",
+		"limit.disk_free:0":                 "limit.disk_free:0",
+		"limit.disk_free_inodes:1000":       "limit.disk_free_inodes:1000",
+		"limit.disk_free_inodes:0":          "limit.disk_free_inodes:0",
 	} {
 		got, err := grants.CheckCapability(name)
 		if err != nil || got != want {
@@ -32,6 +36,8 @@ func TestCheckCapability(t *testing.T) {
 		"limit.memory", "limit.memory:0", "limit.memory:-1GiB", "limit.memory:lots", "limit.pids:0",
 		"limit.pids:007", "limit.pids:+5", "limit.pids:99999999", "limit.timeout:0s", "limit.timeout:-1m",
 		"limit.timeout:10", "limit.cpu:2", "net.connect:\u212aa.com",
+		"limit.disk_free", "limit.disk_free:-1MiB", "limit.disk_free:lots", "limit.disk_free_inodes",
+		"limit.disk_free_inodes:-1", "limit.disk_free_inodes:1k", "limit.disk_free_inodes:007",
 	} {
 		if got, err := grants.CheckCapability(bad); err == nil {
 			t.Errorf("CheckCapability(%q) accepted as %q", bad, got)

@@ -36,14 +36,14 @@ const (
 )
 
 type capabilityArgs struct {
-	Capability string   `json:"capability" jsonschema:"The capability: net.connect:HOST or net.connect:HOST:PORT, fs.read:PATH, fs.write:PATH, proc.ptrace, limit.memory:SIZE (8GiB), limit.pids:N, limit.timeout:DURATION (20m). A refusal in a tool result names the capability that would allow it."`
+	Capability string   `json:"capability" jsonschema:"The capability: net.connect:HOST or net.connect:HOST:PORT, fs.read:PATH, fs.write:PATH, proc.ptrace, limit.memory:SIZE (8GiB), limit.pids:N, limit.timeout:DURATION (20m), limit.disk_free:SIZE (a lower floor under the free disk space, 512MiB), limit.disk_free_inodes:N. A refusal in a tool result names the capability that would allow it."`
 	Reason     string   `json:"reason" jsonschema:"Why the task needs it, in one sentence for the person who decides."`
 	Scope      string   `json:"scope" jsonschema:"How long a grant lasts: call (the next bash command only), session (until this session ends), or ttl (ttl_s seconds)."`
 	TTLS       int64    `json:"ttl_s,omitempty" jsonschema:"With scope ttl: how many seconds the grant lasts, at most 86400."`
 	WaitS      *float64 `json:"wait_s,omitempty" jsonschema:"How long to wait, in seconds, for a person when the policy leaves the decision to one. Default 60, at most 600; 0 answers at once."`
 }
 
-const capabilityDescription = `Ask for a capability that the sandbox's policy does not give this session: reaching a host (net.connect), reading or writing a host path outside the view (fs.read, fs.write), tracing processes (proc.ptrace), or a higher limit (limit.memory, limit.pids, limit.timeout).
+const capabilityDescription = `Ask for a capability that the sandbox's policy does not give this session: reaching a host (net.connect), reading or writing a host path outside the view (fs.read, fs.write), tracing processes (proc.ptrace), or a higher limit (limit.memory, limit.pids, limit.timeout) or a lower free-disk floor (limit.disk_free, limit.disk_free_inodes).
 
 The session's policy grants the capability at once, refuses it, or leaves it to a person; this tool then waits up to wait_s for their decision. The answer is granted (it applies from the next call), denied (do not ask again for the same thing: change the approach), or pending, with how a person approves it. Asking again for a capability that is still pending waits for the same request instead of making a new one.
 

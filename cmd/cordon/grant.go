@@ -46,8 +46,8 @@ func grantRequestCommand() *cobra.Command {
 		Use:   "request --session ID CAPABILITY --reason TEXT [--scope call|session|ttl] [--ttl DURATION] [--wait DURATION]",
 		Short: "Ask for a capability for a session",
 		Long: `Ask for a capability (net.connect:HOST[:PORT], fs.read:PATH, fs.write:PATH,
-proc.ptrace, limit.memory:SIZE, limit.pids:N, limit.timeout:DURATION) for a
-session of the daemon, and print the grant. The scope is how long a grant
+proc.ptrace, limit.memory:SIZE, limit.pids:N, limit.timeout:DURATION,
+limit.disk_free:SIZE, limit.disk_free_inodes:N) for a session of the daemon, and print the grant. The scope is how long a grant
 lasts: the next command (call, the default), the session, or --ttl (scope
 ttl). With --wait it waits that long for a person to decide a pending
 request.
