@@ -322,30 +322,93 @@ func moreCases() []*Case {
 				return nil
 			}),
 		{
-			ID: "D10", Class: Denial, Title: "filling the host filesystem through the workspace (no quota)", Needs: NeedAPI, FreshOnly: true,
-			Probe:   "fallocate 16 files of 64 MiB (1 GiB) in the workspace; then the same in /tmp (a 64 MiB tmpfs in this case's policy); the files are removed after",
-			Oracle:  "the session allocates the whole 1 GiB on the host's filesystem with nothing (quota, rlimit) refusing it. Run only with 8 GiB free there",
-			Control: "the same fill in /tmp stops at the tmpfs size (the probe sees a limit when there is one)",
-			Source:  "D03 (catalog: fallocate -l 1T $WS/big); docs/security.md known gap: no workspace quota",
-			Policy:  withLimits(func(p *policy.Policy) { p.Limits.Tmp = 64 << 20 }),
+			ID: "D10", Class: Denial, Title: "filling the host filesystem through the workspace (free-space floor)", Needs: NeedAPI, FreshOnly: true,
+			Probe:   "under a policy whose limits.disk_free is 256 MiB below the workspace filesystem's free space: fallocate 16 files of 64 MiB (1 GiB), then a 1 GiB dd stream, in the workspace; the files are removed after",
+			Oracle:  "the files in the workspace hold more blocks, as the host counts them, than the floor leaves room for (the free space just before the fill less the floor: 256 MiB unless the host's own use changed it meanwhile) plus 128 MiB for the overshoot of a stream in one polling interval. Run only with 8 GiB free there",
+			Control: "the same fill run on the host, in a scratch directory beside the workspace, allocates all of it (2 GiB)",
+			Source:  "D03 (catalog: fallocate -l 1T $WS/big; oracle: host free space below a threshold, no ENOSPC inside before that); docs/policy.md, Disk free space",
 			Run: func(ctx context.Context, e *Env) Outcome {
-				var st unix.Statfs_t
-				if err := unix.Statfs(e.WS, &st); err != nil {
+				free, err := availableBytes(e.WS)
+				if err != nil {
 					return Outcome{CouldNotRun: err.Error()}
 				}
-				if free := int64(st.Bavail) * st.Bsize; free < 8<<30 {
+				if free < 8<<30 {
 					return Outcome{NotApplicable: fmt.Sprintf("only %d MiB free on the workspace's filesystem: not filling it", free>>20)}
 				}
-				a := e.Sh(ctx, `n=0; for i in $(seq 1 16); do fallocate -l 64M "$WS/d10-$i" 2>&1 && n=$((n+1)); done; echo "workspace $n"; m=0; for i in $(seq 1 4); do fallocate -l 32M "/tmp/d10-$i" 2>&1 && m=$((m+1)); done; echo "tmp $m"; rm -f "$WS"/d10-* /tmp/d10-*`)
-				var bad, ctl []string
-				if strings.Contains(a.Text, "workspace 16") {
-					bad = append(bad, "1 GiB allocated in the workspace with no limit refusing it")
+				pol := policy.Default()
+				pol.Limits.DiskFree = policy.ByteSize(free - 256<<20)
+				s, ws, err := e.OpenSession(ctx, pol)
+				if err != nil {
+					return Outcome{CouldNotRun: "opening the session: " + err.Error()}
 				}
-				if strings.Contains(a.Text, "No space left") && !strings.Contains(a.Text, "tmp 4") {
-					ctl = append(ctl, "the /tmp fill stopped at the tmpfs size")
+				if !sameFilesystem(ws, e.WS) {
+					return Outcome{CouldNotRun: "the case's workspace is not on the filesystem whose free space set the floor"}
 				}
-				return verdict(bad, ctl)
+				const fill = `n=0; for i in $(seq 1 16); do fallocate -l 64M "$WS/d10-$i" 2>/dev/null && n=$((n+1)); done; echo "fallocated $n of 16"; dd if=/dev/zero of="$WS/d10-dd" bs=1M count=1024 2>&1 | tail -n 1`
+				// Others on the host write and delete too: the room the
+				// floor leaves is measured right before the fill.
+				before, err := availableBytes(ws)
+				if err != nil {
+					return Outcome{CouldNotRun: err.Error()}
+				}
+				room := max(before-int64(pol.Limits.DiskFree), 0)
+				a := e.ShIn(ctx, s, ws, fill, time.Minute)
+				got := allocated(ws, "d10-")
+				removeGlob(ws, "d10-")
+				ctl := filepath.Join(filepath.Dir(e.WS), "ctl-"+e.Tag)
+				defer os.RemoveAll(ctl)
+				c := e.Host(ctx, `mkdir -p "$WS/../ctl-$T" && WS="$WS/../ctl-$T"; `+fill)
+				want := allocated(ctl, "d10-")
+				removeGlob(ctl, "d10-")
+				o := verdict(nil, nil)
+				if got > room+128<<20 {
+					o = verdict([]string{fmt.Sprintf("%d MiB allocated in the workspace where the floor left %d MiB: %s", got>>20, room>>20, firstLine(a.Text, "fallocated"))}, nil)
+				}
+				if want >= 2<<30 {
+					o.Control, o.ControlEvidence = true, fmt.Sprintf("the fill on the host allocated %d MiB", want>>20)
+				} else {
+					o.Control, o.ControlEvidence = false, fmt.Sprintf("the fill on the host allocated only %d MiB: %s", want>>20, strings.TrimSpace(c.Text))
+				}
+				o.Metrics = map[string]string{"room_mib": strconv.FormatInt(room>>20, 10), "allocated_mib": strconv.FormatInt(got>>20, 10), "host_allocated_mib": strconv.FormatInt(want>>20, 10)}
+				return o
 			},
 		},
+	}
+}
+
+// availableBytes is the free space of the filesystem holding dir, as df's
+// "Avail" counts it (and limits.disk_free).
+func availableBytes(dir string) (int64, error) {
+	var st unix.Statfs_t
+	if err := unix.Statfs(dir, &st); err != nil {
+		return 0, &os.PathError{Op: "statfs", Path: dir, Err: err}
+	}
+	return int64(st.Bavail) * st.Frsize, nil
+}
+
+// sameFilesystem reports whether a and b are on one filesystem.
+func sameFilesystem(a, b string) bool {
+	var sa, sb unix.Stat_t
+	return unix.Stat(a, &sa) == nil && unix.Stat(b, &sb) == nil && sa.Dev == sb.Dev
+}
+
+// allocated sums the blocks the files in dir named prefix* hold.
+func allocated(dir, prefix string) int64 {
+	files, _ := filepath.Glob(filepath.Join(dir, prefix+"*"))
+	var n int64
+	for _, f := range files {
+		var st unix.Stat_t
+		if unix.Lstat(f, &st) == nil {
+			n += st.Blocks * 512
+		}
+	}
+	return n
+}
+
+// removeGlob removes the files in dir named prefix*.
+func removeGlob(dir, prefix string) {
+	files, _ := filepath.Glob(filepath.Join(dir, prefix+"*"))
+	for _, f := range files {
+		os.Remove(f)
 	}
 }

@@ -24,11 +24,8 @@ func TestMain(m *testing.M) {
 
 // knownFindings are attacks that succeed today, each a real weakness
 // reported to the owners; the case still runs and is reported, and the
-// test skips it only while it stays a finding.
-var knownFindings = map[string]string{
-	// A stated gap (docs/security.md, \"No workspace quota\"), measured.
-	"D10": "no workspace quota: a session can fill the filesystem its workspace lives on",
-}
+// test skips it only while it stays a finding. None is open now.
+var knownFindings = map[string]string{}
 
 // TestSuite runs the whole red-team suite: every case in a fresh session
 // and as a later call of a warm one.
