@@ -49,7 +49,8 @@ type ExecResult struct {
 	Truncated bool
 	TimedOut  bool
 	// Limit names the limit that ended or cut the call: "timeout",
-	// "output", "memory", "pids"; "" when none.
+	// "output", "memory", "pids", "tmp", "home", "disk_free",
+	// "disk_free_inodes"; "" when none.
 	Limit string
 	// Denials are the deny and limit events of the call, identical ones
 	// folded into one with detail.count.

@@ -615,9 +615,11 @@ func (s *Session) Close() error {
 		s.mu.Lock()
 		s.closed = true
 		s.mu.Unlock()
-		s.watchDisks(nil, plan.Limits{})
 		s.conn.Close()
 		s.stop()
+		// After the connection: a stop the watcher is sending then
+		// fails at once instead of holding the wait for the watcher.
+		s.watchDisks(nil, plan.Limits{})
 		done := make(chan error, 1)
 		go func() { done <- s.cmd.Wait() }()
 		select {
