@@ -31,9 +31,12 @@ import (
 // must not escape the floor. One fstatfs every 10 ms costs microseconds.
 //
 // The watcher cannot tell who wrote: a fall below the floor stops every
-// session on the filesystem whose floor it crosses. A session is stopped
-// at most once between the starts of its exec calls: the stop kills every
-// process it has, so until a call starts again nothing of it can write.
+// session on the filesystem whose floor it crosses, unless the session
+// runs commands and the free space is still above what it was when each
+// of them started (one that has removed files to make room goes on). A
+// session is stopped at most once between the starts of its exec calls:
+// the stop kills every process it has, so until a call starts again
+// nothing of it can write.
 
 // diskPoll is how often a watcher reads its filesystem.
 const diskPoll = 10 * time.Millisecond
@@ -219,10 +222,8 @@ func (w *diskWatcher) run() {
 		if !ok2 {
 			continue
 		}
-		if ok {
-			for _, h := range w.crossed(prev, cur) {
-				h.s.stopForDisk(h)
-			}
+		for _, h := range w.crossed(prev, cur, ok) {
+			h.s.stopForDisk(h)
 		}
 		prev, ok = cur, true
 	}
@@ -231,16 +232,27 @@ func (w *diskWatcher) run() {
 // diskHit is a floor that a fall of the free space crossed for a session.
 type diskHit struct {
 	s     *Session
+	dev   uint64
+	cur   diskReading
 	limit string // "disk_free" or "disk_free_inodes"
 	floor int64
 	free  int64 // bytes or inodes, as limit
 	path  string
 }
 
+// fellFrom reports whether what the hit's limit counts has fallen since
+// reading base.
+func (h diskHit) fellFrom(base diskReading) bool {
+	if h.limit == "disk_free_inodes" {
+		return h.cur.ffree < base.ffree
+	}
+	return h.cur.bfree < base.bfree
+}
+
 // crossed returns, for every session on the filesystem, the floor of it
-// that the fall from prev to cur crossed, if any.
-func (w *diskWatcher) crossed(prev, cur diskReading) []diskHit {
-	if cur.bfree >= prev.bfree && cur.ffree >= prev.ffree {
+// that the fall from prev (when known) to cur crossed, if any.
+func (w *diskWatcher) crossed(prev, cur diskReading, known bool) []diskHit {
+	if !known || (cur.bfree >= prev.bfree && cur.ffree >= prev.ffree) {
 		return nil // nothing was allocated: the common case
 	}
 	w.mu.Lock()
@@ -248,23 +260,46 @@ func (w *diskWatcher) crossed(prev, cur diskReading) []diskHit {
 	var hits []diskHit
 	for s, path := range w.users {
 		lim := s.limits.Load()
+		h := diskHit{s: s, dev: w.dev, cur: cur, path: path}
 		switch {
 		case lim.DiskFreeBytes > 0 && cur.avail < lim.DiskFreeBytes && cur.bfree < prev.bfree:
-			hits = append(hits, diskHit{s: s, limit: "disk_free", floor: lim.DiskFreeBytes, free: cur.avail, path: path})
+			h.limit, h.floor, h.free = "disk_free", lim.DiskFreeBytes, cur.avail
 		case lim.DiskFreeInodes > 0 && int64(cur.ffree) < lim.DiskFreeInodes && cur.ffree < prev.ffree:
-			hits = append(hits, diskHit{s: s, limit: "disk_free_inodes", floor: lim.DiskFreeInodes, free: int64(cur.ffree), path: path})
+			h.limit, h.floor, h.free = "disk_free_inodes", lim.DiskFreeInodes, int64(cur.ffree)
+		default:
+			continue
 		}
+		hits = append(hits, h)
 	}
 	return hits
 }
 
+// diskMarks reads each filesystem the session writes: the baseline a
+// call's "has fallen since it started" is measured from. diskMu keeps
+// the watchers, and so their descriptors, from going meanwhile.
+func (s *Session) diskMarks() map[uint64]diskReading {
+	s.diskMu.Lock()
+	defer s.diskMu.Unlock()
+	out := make(map[uint64]diskReading, len(s.disks))
+	for dev, w := range s.disks {
+		if r, ok := readDisk(w.fd); ok {
+			out[dev] = r
+		}
+	}
+	return out
+}
+
 // stopForDisk stops the session's processes, as a timeout stops a call's
 // (SIGKILL), but all of them: the calls that are running, and what calls
-// left behind, since a writer may have left its call. Each running exec
-// call's result carries the limit event; with none running, the event
-// is the session's alone, on its stream.
+// left behind, since a writer may have left its call. While commands
+// run, it does so only if the free space (or inodes) is below what it
+// was when one of them started: a command that has removed files to
+// make room goes on while someone else on the host writes. Each running
+// exec call's result carries the limit event; with none running, the
+// event is the session's alone, on its stream.
 func (s *Session) stopForDisk(h diskHit) {
-	if !s.diskArmed.CompareAndSwap(true, false) {
+	starts := s.diskStarts.Load()
+	if s.diskStopped.Load() >= starts {
 		return // stopped already, and no call has started since
 	}
 	s.mu.Lock()
@@ -273,12 +308,27 @@ func (s *Session) stopForDisk(h diskHit) {
 		return
 	}
 	var calls []string
+	fell := false
 	for id, pc := range s.pending {
 		if pc.exec {
 			calls = append(calls, id)
+			base, ok := pc.disk[h.dev]
+			fell = fell || !ok || h.fellFrom(base)
 		}
 	}
 	s.mu.Unlock()
+	if len(calls) > 0 && !fell {
+		return
+	}
+	for {
+		stopped := s.diskStopped.Load()
+		if stopped >= starts {
+			return // another watcher of the session stopped it
+		}
+		if s.diskStopped.CompareAndSwap(stopped, starts) {
+			break
+		}
+	}
 	// The events go first, so that a result the kill brings about finds
 	// its event there.
 	for _, c := range calls {

@@ -115,12 +115,13 @@ type Session struct {
 	caps *policy.Capabilities
 
 	// disks are the watchers of the host filesystems the session writes,
-	// by device (disk_linux.go); diskArmed says the session may be
-	// stopped for crossing a floor: set when it opens and whenever an
-	// exec call starts, cleared by the stop.
-	diskMu    sync.Mutex
-	disks     map[uint64]*diskWatcher
-	diskArmed atomic.Bool
+	// by device (disk_linux.go). diskStarts counts the exec calls started
+	// (and the open), diskStopped is its value at the last stop for a
+	// floor: the session may be stopped again once a call has started.
+	diskMu      sync.Mutex
+	disks       map[uint64]*diskWatcher
+	diskStarts  atomic.Uint64
+	diskStopped atomic.Uint64
 
 	mu           sync.Mutex
 	lastCounters countersSnapshot // cgroup limit counters at the last call end
@@ -137,6 +138,9 @@ type pending struct {
 	done   chan *proto.Result
 	output func(stream string, data []byte)
 	exec   bool // an exec call, which a disk floor can stop
+	// disk is the free space of the session's filesystems when the call
+	// started, by device (disk_linux.go).
+	disk map[uint64]diskReading
 	// denials are the call's deny and limit events, folded as they come
 	// (copies: the published events are not changed); byKey finds them.
 	denials []*events.Event
@@ -304,7 +308,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 		s.audit = newSessionAudit(r.Ready.AuditSession, cmd.Process.Pid)
 		hostAudit.add(s)
 	}
-	s.diskArmed.Store(true)
+	s.diskStarts.Add(1)
 	warnings = append(warnings, s.watchDisks(diskPlaces(p), p.Limits)...)
 	go s.read()
 	s.egress = egressMine
@@ -549,6 +553,9 @@ func (s *Session) fail(err error) {
 // once the request is on its way (to stream stdin behind it).
 func (s *Session) call(ctx context.Context, req *proto.Request, output func(string, []byte), afterSend func()) (*proto.Result, error) {
 	pc := &pending{done: make(chan *proto.Result, 1), output: output, exec: req.Op == proto.OpExec}
+	if pc.exec {
+		pc.disk = s.diskMarks()
+	}
 	s.mu.Lock()
 	if s.closed {
 		s.mu.Unlock()
@@ -562,7 +569,8 @@ func (s *Session) call(ctx context.Context, req *proto.Request, output func(stri
 	s.pending[req.Call] = pc
 	s.mu.Unlock()
 	if pc.exec {
-		s.diskArmed.Store(true)
+		// After the call is pending, so that a stop now sees it.
+		s.diskStarts.Add(1)
 	}
 	req.Received = time.Now().UnixMicro()
 	if err := s.conn.Send(req); err != nil {
