@@ -29,7 +29,8 @@ import (
 // session's own /tmp (a tmpfs, whose size limits.tmp caps). That
 // refuses a fallocate there only while a host filesystem is within its
 // length of the floor. Writes, which allocate as they go, are the host's
-// to stop (package sandbox watches the free space while calls run).
+// to stop (package sandbox watches the free space and stops the
+// session).
 
 // allocate answers a notification of seccomp.Allocation.
 func (n *notifier) allocate(note seccomp.Notification) {
@@ -39,10 +40,7 @@ func (n *notifier) allocate(note seccomp.Notification) {
 		// Report first, then answer, as for denials: the event frame
 		// precedes the call's result frame.
 		_ = n.s.host.Send(&proto.Response{Call: call, Kind: proto.KindEvent, Event: e})
-		if err := seccomp.Respond(n.fd, note.ID, unix.ENOSPC); err != nil && !errors.Is(err, seccomp.ErrTargetGone) {
-			fmt.Fprintf(os.Stderr, "cordon supervisor: answering seccomp notification: %v\n", err)
-			os.Exit(3)
-		}
+		n.answer(note.ID, unix.ENOSPC)
 		return
 	}
 	if err := seccomp.Continue(n.fd, note.ID); err != nil && !errors.Is(err, seccomp.ErrTargetGone) {
