@@ -33,14 +33,59 @@ func freeOn(t *testing.T, dir string) (bytes, inodes int64) {
 // diskWorkspace returns a workspace on a filesystem with room for the
 // tests below, which allocate up to about 1.3 GiB there (removed after
 // each step), and its free space.
+//
+// The filesystem is a tmpfs of the test's own where it can have one (as
+// root, or in TestUnprivileged's run, which is handed one): a floor
+// stops a session for any fall of the free space, and other packages'
+// tests (the red team's D10 fills 250 MiB) write the shared disk at the
+// same time, which would make these tests judge someone else's writes.
 func diskWorkspace(t *testing.T) (string, int64) {
 	t.Helper()
-	ws := workspace(t)
-	free, _ := freeOn(t, ws)
-	if free < 8<<30 {
-		t.Skipf("only %d MiB free on the workspace's filesystem: the free-space floor tests fill up to 1.3 GiB and need 8 GiB", free>>20)
+	dir := os.Getenv("CORDON_TEST_DISK_DIR")
+	if dir == "" && os.Geteuid() == 0 {
+		dir = privateTmpfs(t, 0)
 	}
+	if dir == "" {
+		ws := workspace(t)
+		free, _ := freeOn(t, ws)
+		if free < 8<<30 {
+			t.Skipf("only %d MiB free on the workspace's filesystem: the free-space floor tests fill up to 1.3 GiB and need 8 GiB", free>>20)
+		}
+		return ws, free
+	}
+	ws, err := os.MkdirTemp(dir, "ws-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(ws) })
+	if err := os.Chmod(ws, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	free, _ := freeOn(t, ws)
 	return ws, free
+}
+
+// privateTmpfs mounts a 2 GiB tmpfs owned by uid for the floor tests and
+// unmounts it when the test ends (after the sessions on it are closed:
+// cleanups run last-registered first).
+func privateTmpfs(t *testing.T, uid int) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "cordon-disk-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	opts := "size=2g,nr_inodes=100000,mode=0755,uid=" + strconv.Itoa(uid) + ",gid=" + strconv.Itoa(uid)
+	if err := unix.Mount("tmpfs", dir, "tmpfs", unix.MS_NOSUID|unix.MS_NODEV, opts); err != nil {
+		os.Remove(dir)
+		t.Fatalf("mounting a tmpfs for the floor tests: %v", err)
+	}
+	t.Cleanup(func() {
+		if err := unix.Unmount(dir, unix.MNT_DETACH); err != nil {
+			t.Errorf("unmounting %s: %v", dir, err)
+		}
+		os.Remove(dir)
+	})
+	return dir
 }
 
 // number reads a number of an event's detail: an int64 in an event the
@@ -353,14 +398,14 @@ func TestDiskFreeCleanup(t *testing.T) {
 	// 5 ms while writing is set or once the session has removed "old"
 	// (32 MiB), at most 96 MiB in all.
 	var writing atomic.Bool
-	other := filepath.Join(t.TempDir(), "log")
+	f, err := os.CreateTemp(filepath.Dir(ws), "log-") // on the workspace's filesystem
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.Remove(f.Name()) })
 	stop, done := make(chan struct{}), make(chan struct{})
 	go func() {
 		defer close(done)
-		f, err := os.Create(other)
-		if err != nil {
-			return
-		}
 		defer f.Close()
 		buf := make([]byte, 256<<10)
 		for n := 0; n < 384; {
