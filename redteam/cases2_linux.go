@@ -149,7 +149,7 @@ func escapeCases() []*Case {
 			},
 		}, {
 			ID: "E32", Class: Escape, Title: "racing connect's address past the check (TOCTOU)", Needs: NeedRoot,
-			Probe:   "3000 connects through one sockaddr_un that another thread keeps rewriting between a socket of the probe's own in /tmp and E11's socket in /etc, each connection sending the probe's bytes",
+			Probe:   "at least 3000 connects (then on until one reaches the target, at most 3 s) through one sockaddr_un that another thread keeps rewriting between a socket of the probe's own in /tmp and E11's socket in /etc, each connection sending the probe's bytes",
 			Oracle:  "the /etc listener receives the probe's bytes: a connect the supervisor checked against one address reached another",
 			Control: "the same race on the host as uid 65534 reaches the /etc listener", Source: "new: seccomp_unotify(2) on TOCTOU (\"the target's memory can change\"); CVE-2019-5736-style fd/pointer swaps",
 			Run: func(ctx context.Context, e *Env) Outcome {
