@@ -3,11 +3,12 @@ package executor
 import (
 	"bytes"
 	"errors"
+	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
-	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -38,7 +39,7 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 	for k, v := range req.Env {
 		env = append(env, k+"="+v)
 	}
-	env = append(env, "PWD="+dir)
+	env = dedupEnv(append(env, "PWD="+dir))
 
 	path := req.Argv[0]
 	if !strings.Contains(path, "/") {
@@ -48,128 +49,122 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 		}
 		path = lp
 	}
-	outR, outW, err := os.Pipe()
-	if err != nil {
-		return failed(err)
-	}
-	errR, errW, err := os.Pipe()
-	if err != nil {
-		outR.Close()
-		outW.Close()
-		return failed(err)
-	}
-	cmd := &exec.Cmd{
-		Path:        path,
-		Args:        req.Argv,
-		Env:         env,
-		Dir:         dir,
-		Stdout:      outW,
-		Stderr:      errW,
-		SysProcAttr: &syscall.SysProcAttr{Setpgid: true},
-	}
-	var stdinW *os.File
-	switch {
-	case req.StdinStream:
-		r, w, err := os.Pipe()
-		if err != nil {
-			outR.Close()
-			errR.Close()
-			return failed(err)
-		}
-		cmd.Stdin, stdinW = r, w
-	case len(req.Stdin) > 0:
-		cmd.Stdin = bytes.NewReader(req.Stdin)
-	}
-	max := req.MaxOutput
-	if max <= 0 {
-		max = e.plan.Limits.OutputBytes
-	}
 	out := &capture{
-		max: max, stream: req.Stream, call: req.Call, conn: e.conn,
+		max: req.MaxOutput, stream: req.Stream, call: req.Call, conn: e.conn,
 		buf:   map[proto.Kind]*bytes.Buffer{proto.KindStdout: {}, proto.KindStderr: {}},
 		total: map[proto.Kind]int64{},
 	}
+	if out.max <= 0 {
+		out.max = e.plan.Limits.OutputBytes
+	}
+	p, err := newPipes()
+	if err != nil {
+		return failed(err)
+	}
+	defer p.close()
+	stdin, stdinW, err := e.stdinFor(req)
+	if err != nil {
+		return failed(err)
+	}
 
 	tSpawn := time.Now()
+	pidfd := -1
+	attr := &syscall.ProcAttr{
+		Dir: dir, Env: env, Files: []uintptr{stdin.Fd(), uintptr(p.outW), uintptr(p.errW)},
+		Sys: &syscall.SysProcAttr{Setpgid: true, PidFD: &pidfd},
+	}
 	e.mu.Lock() // the orphan reaper must not see the command before it is registered
-	err = cmd.Start()
+	pid, err := syscall.ForkExec(path, req.Argv, attr)
 	if err == nil {
-		e.running[req.Call] = cmd.Process.Pid
-		e.calls[cmd.Process.Pid] = req.Call
+		e.running[req.Call] = pid
+		e.calls[pid] = req.Call
 	}
 	e.mu.Unlock()
-	outW.Close()
-	errW.Close()
-	if r, ok := cmd.Stdin.(*os.File); ok {
-		// The command has its copy; ours would keep the pipe open after
-		// the command exits and leave the pump writing to nobody.
-		r.Close()
-	}
-	if stdinW != nil {
-		e.mu.Lock()
-		st := e.stdin[req.Call]
-		e.mu.Unlock()
-		go pump(st.ch, stdinW)
+	// The command has its copies; ours would keep its output open after
+	// it exits, or leave a stdin writer writing to nobody.
+	p.closeWriteEnds()
+	if stdin != e.devNull {
+		stdin.Close()
 	}
 	if err != nil {
-		outR.Close()
-		errR.Close()
+		if stdinW != nil {
+			stdinW.Close()
+		}
+		e.endStdin(req.Call)
 		code := 126
 		if errors.Is(err, os.ErrNotExist) {
 			code = 127
 		}
+		err = &os.PathError{Op: "fork/exec", Path: path, Err: err}
 		return &proto.Result{ExitCode: code, Stderr: []byte("cordon: " + err.Error() + "\n"), Timing: map[string]int64{}}
 	}
+	if stdinW != nil {
+		if req.StdinStream {
+			e.mu.Lock()
+			st := e.stdin[req.Call]
+			e.mu.Unlock()
+			go pump(st.ch, stdinW)
+		} else {
+			go func() {
+				_, _ = stdinW.Write(req.Stdin) // EPIPE: the command did not read it all
+				stdinW.Close()
+			}()
+		}
+	}
 	spawned := time.Now()
-	_ = e.conn.Send(&proto.Response{Call: req.Call, Kind: proto.KindSpawn, PID: cmd.Process.Pid})
+	_ = e.conn.Send(&proto.Response{Call: req.Call, Kind: proto.KindSpawn, PID: pid})
 	defer func() {
 		e.mu.Lock()
 		delete(e.running, req.Call)
-		delete(e.calls, cmd.Process.Pid)
+		delete(e.calls, pid)
 		e.mu.Unlock()
 	}()
-
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); out.read(outR, proto.KindStdout) }()
-	go func() { defer wg.Done(); out.read(errR, proto.KindStderr) }()
 
 	timeout := time.Duration(req.TimeoutMS) * time.Millisecond
 	if timeout <= 0 {
 		timeout = time.Duration(e.plan.Limits.TimeoutMS) * time.Millisecond
 	}
-	var timedOut bool
+	var timedOut atomic.Bool
 	var timer *time.Timer
-	var mu sync.Mutex
 	if timeout > 0 {
-		pgid := cmd.Process.Pid
 		timer = time.AfterFunc(timeout, func() {
-			mu.Lock()
-			timedOut = true
-			mu.Unlock()
-			_ = unix.Kill(-pgid, unix.SIGKILL)
+			timedOut.Store(true)
+			_ = unix.Kill(-pid, unix.SIGKILL)
 		})
 	}
-	waitErr := cmd.Wait()
+	w, werr := p.watch(pidfd)
+	if werr == nil {
+		werr = w.untilExit(out)
+	}
+	if werr != nil {
+		_ = unix.Kill(-pid, unix.SIGKILL) // not to wait below for a command nobody reads
+	}
+	var ws syscall.WaitStatus
+	_, err = wait4(pid, &ws)
+	unix.Close(pidfd)
 	exited := time.Now()
 	if timer != nil {
 		timer.Stop()
 	}
-	mu.Lock()
-	to := timedOut
-	mu.Unlock()
+	to := timedOut.Load()
 	if to {
 		// Nothing of a timed-out call may keep its output open.
-		_ = unix.Kill(-cmd.Process.Pid, unix.SIGKILL)
+		_ = unix.Kill(-pid, unix.SIGKILL)
 	}
 	e.endStdin(req.Call)
-	deadline := exited.Add(pipeGrace)
-	_ = outR.SetReadDeadline(deadline)
-	_ = errR.SetReadDeadline(deadline)
-	wg.Wait()
-	outR.Close()
-	errR.Close()
+	if werr == nil {
+		w.untilClosed(out, exited.Add(pipeGrace))
+	}
+	if w != nil {
+		w.close()
+	}
 	done := time.Now()
+	if werr != nil {
+		return failed(fmt.Errorf("collecting the command's output: %w", werr))
+	}
+	if err != nil {
+		return failed(err)
+	}
 
 	res := &proto.Result{
 		Stdout: out.buf[proto.KindStdout].Bytes(), Stderr: out.buf[proto.KindStderr].Bytes(),
@@ -191,17 +186,36 @@ func (e *executor) exec(req *proto.Request) *proto.Result {
 	case out.truncated:
 		res.Limit = "output"
 	}
-	st, _ := cmd.ProcessState.Sys().(syscall.WaitStatus)
-	switch {
-	case st.Signaled():
-		res.ExitCode = 128 + int(st.Signal())
-		res.Signal = unix.SignalName(st.Signal())
-	case waitErr != nil && cmd.ProcessState == nil:
-		return failed(waitErr)
-	default:
-		res.ExitCode = st.ExitStatus()
+	if ws.Signaled() {
+		res.ExitCode = 128 + int(ws.Signal())
+		res.Signal = unix.SignalName(ws.Signal())
+	} else {
+		res.ExitCode = ws.ExitStatus()
 	}
 	return res
+}
+
+// stdinFor returns what a command reads as its stdin: the executor's
+// /dev/null, or the read end of a pipe whose write end (returned too)
+// takes the request's bytes or its stream.
+func (e *executor) stdinFor(req *proto.Request) (r, w *os.File, err error) {
+	if !req.StdinStream && len(req.Stdin) == 0 {
+		return e.devNull, nil, nil
+	}
+	return os.Pipe()
+}
+
+// wait4 reaps pid, retrying EINTR.
+func wait4(pid int, ws *syscall.WaitStatus) (int, error) {
+	for {
+		wpid, err := syscall.Wait4(pid, ws, 0, nil)
+		if err != syscall.EINTR {
+			if err != nil {
+				return wpid, os.NewSyscallError("wait4", err)
+			}
+			return wpid, nil
+		}
+	}
 }
 
 // pump writes a call's streamed stdin into the command's stdin pipe
@@ -222,36 +236,21 @@ func pump(ch <-chan []byte, w *os.File) {
 
 // capture collects a command's stdout and stderr under one byte cap,
 // keeps reading (and counting) past the cap so the command never blocks
-// on a full pipe, and streams chunks when the caller asked for it.
+// on a full pipe, and streams chunks when the caller asked for it. One
+// goroutine, the call's, feeds it (see watcher).
 type capture struct {
 	max    int64
 	stream bool
 	call   string
 	conn   *proto.Conn
 
-	mu        sync.Mutex
 	kept      int64
 	truncated bool
 	buf       map[proto.Kind]*bytes.Buffer
 	total     map[proto.Kind]int64
 }
 
-func (c *capture) read(r *os.File, kind proto.Kind) {
-	chunk := make([]byte, outputChunk)
-	for {
-		n, err := r.Read(chunk)
-		if n > 0 {
-			c.add(kind, chunk[:n])
-		}
-		if err != nil {
-			return
-		}
-	}
-}
-
 func (c *capture) add(kind proto.Kind, p []byte) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
 	c.total[kind] += int64(len(p))
 	keep := p
 	if c.max > 0 && c.kept+int64(len(p)) > c.max {
@@ -267,6 +266,24 @@ func (c *capture) add(kind proto.Kind, p []byte) {
 		return
 	}
 	c.buf[kind].Write(keep)
+}
+
+// dedupEnv keeps the last of the entries that set the same variable (a
+// request's env overrides the policy's), in the order of those last
+// entries, as os/exec does.
+func dedupEnv(env []string) []string {
+	seen := make(map[string]bool, len(env))
+	out := make([]string, 0, len(env))
+	for i := len(env) - 1; i >= 0; i-- {
+		k, _, _ := strings.Cut(env[i], "=")
+		if seen[k] {
+			continue
+		}
+		seen[k] = true
+		out = append(out, env[i])
+	}
+	slices.Reverse(out)
+	return out
 }
 
 // lookPath finds file in the command's PATH, as the shell would.

@@ -37,6 +37,8 @@ type executor struct {
 	conn *proto.Conn
 	// ws is the workspace directory; file tools resolve beneath it.
 	ws *os.File
+	// devNull is the stdin of commands that are given none.
+	devNull *os.File
 
 	mu      sync.Mutex
 	running map[string]int          // call → process group of its command
@@ -88,20 +90,38 @@ func run(sock *os.File) error {
 	if err := conn.Send(&proto.Response{Kind: proto.KindReady, Ready: ready}); err != nil {
 		return err
 	}
-	e := &executor{plan: &p, conn: conn, ws: ws, running: map[string]int{}, calls: map[int]string{}, stdin: map[string]*stdinStream{}}
+	devNull, err := os.Open(os.DevNull)
+	if err != nil {
+		return fmt.Errorf("opening %s: %w", os.DevNull, err)
+	}
+	e := &executor{plan: &p, conn: conn, ws: ws, devNull: devNull, running: map[string]int{}, calls: map[int]string{}, stdin: map[string]*stdinStream{}}
 	go e.reapOrphans()
 	return e.serve()
 }
 
+// serve reads requests until the supervisor closes the connection. A
+// call runs on the goroutine that read it: before it starts, that
+// goroutine hands the reading on to a new one, so the call does not wait
+// for a goroutine to be scheduled, and frames keep being read (stdin,
+// cancel, more calls) while it runs. One goroutine reads at a time, in
+// frame order.
 func (e *executor) serve() error {
+	errc := make(chan error, 1)
+	go e.read(errc)
+	return <-errc
+}
+
+func (e *executor) read(errc chan<- error) {
 	for {
 		req := new(proto.Request)
 		err := e.conn.Receive(req)
 		if errors.Is(err, io.EOF) {
-			return nil
+			errc <- nil
+			return
 		}
 		if err != nil {
-			return fmt.Errorf("reading a request: %w", err)
+			errc <- fmt.Errorf("reading a request: %w", err)
+			return
 		}
 		switch req.Op {
 		case proto.OpCancel:
@@ -123,7 +143,9 @@ func (e *executor) serve() error {
 				e.mu.Unlock()
 			}
 		}
-		go e.handle(req)
+		go e.read(errc)
+		e.handle(req)
+		return
 	}
 }
 
