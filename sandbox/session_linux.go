@@ -516,6 +516,9 @@ func (s *Session) read() {
 				s.audit.spawned(r.Call, r.PID)
 			}
 		case proto.KindResult:
+			if r.Result != nil && r.Result.Sent > 0 && r.Result.Timing != nil {
+				r.Result.Timing["return_us"] = time.Now().UnixMicro() - r.Result.Sent
+			}
 			if s.audit != nil && r.Result != nil {
 				s.settle(r.Call, r.Result.LandlockPending)
 				s.audit.ended(r.Call)

@@ -233,7 +233,9 @@ func (e *executor) handle(req *proto.Request) {
 	if req.Received > 0 {
 		res.Timing["queue_us"] = start.UnixMicro() - req.Received
 	}
-	res.Timing["executor_us"] = time.Since(start).Microseconds()
+	end := time.Now()
+	res.Timing["executor_us"] = end.Sub(start).Microseconds()
+	res.Sent = end.UnixMicro()
 	_ = e.conn.Send(&proto.Response{Call: req.Call, Kind: proto.KindResult, Result: res})
 }
 

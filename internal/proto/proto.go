@@ -166,6 +166,9 @@ type Result struct {
 	LandlockPending int `json:"landlock_pending,omitempty"`
 	// Timing of the call's phases in microseconds.
 	Timing map[string]int64 `json:"timing,omitempty"`
+	// Sent is when the executor sent the result, in Unix microseconds,
+	// so the host can report the way back (return_us).
+	Sent int64 `json:"sent,omitempty"`
 	// Bytes counts output produced (before truncation) and input taken.
 	StdoutBytes int64 `json:"stdout_bytes,omitempty"`
 	StderrBytes int64 `json:"stderr_bytes,omitempty"`
