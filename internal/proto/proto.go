@@ -292,12 +292,7 @@ func (c *Conn) Send(v any) error {
 	for _, p := range parts {
 		buf = append(buf, p...)
 	}
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	if _, err := c.w.Write(buf); err != nil {
-		return fmt.Errorf("sending frame: %w", err)
-	}
-	return nil
+	return c.write(buf)
 }
 
 // ErrFrameTooLarge is returned for a frame over MaxFrame.
@@ -306,35 +301,91 @@ var ErrFrameTooLarge = errors.New("frame exceeds size limit")
 // Receive reads one frame into v. It returns io.EOF when the peer closed
 // the connection between frames.
 func (c *Conn) Receive(v any) error {
+	f, err := c.ReceiveFrame()
+	if err != nil {
+		return err
+	}
+	return f.Decode(v)
+}
+
+// Frame is one frame as it travels, for a stage that relays frames
+// without encoding them again.
+type Frame struct {
+	wire []byte // both lengths, the header, the payload
+	hdr  int    // the header's length
+}
+
+// ReceiveFrame reads one frame without decoding it. It returns io.EOF
+// when the peer closed the connection between frames.
+func (c *Conn) ReceiveFrame() (*Frame, error) {
 	var lens [8]byte
 	if _, err := io.ReadFull(c.r, lens[:]); err != nil {
-		return err
+		return nil, err
 	}
 	h, n := binary.BigEndian.Uint32(lens[:4]), binary.BigEndian.Uint32(lens[4:])
 	if uint64(h)+uint64(n) > MaxFrame {
-		return ErrFrameTooLarge
+		return nil, ErrFrameTooLarge
 	}
-	b := make([]byte, int(h)+int(n))
-	if _, err := io.ReadFull(c.r, b); err != nil {
+	b := make([]byte, 8+int(h)+int(n))
+	copy(b, lens[:])
+	if _, err := io.ReadFull(c.r, b[8:]); err != nil {
 		if err == io.EOF {
 			err = io.ErrUnexpectedEOF
 		}
-		return err
+		return nil, err
 	}
-	if err := json.Unmarshal(b[:h], v); err != nil {
+	return &Frame{wire: b, hdr: int(h)}, nil
+}
+
+// Decode decodes the frame into v, whose payload (if v is Framed) then
+// shares the frame's memory.
+func (f *Frame) Decode(v any) error {
+	h, p := f.wire[8:8+f.hdr], f.wire[8+f.hdr:]
+	if err := json.Unmarshal(h, v); err != nil {
 		return fmt.Errorf("decoding frame: %w", err)
 	}
-	f, ok := v.(Framed)
+	fr, ok := v.(Framed)
 	if !ok {
-		if n != 0 {
+		if len(p) != 0 {
 			return errors.New("decoding frame: unexpected payload")
 		}
 		return nil
 	}
-	if n == 0 {
-		return f.setPayload(nil)
+	if len(p) == 0 {
+		return fr.setPayload(nil)
 	}
-	return f.setPayload(b[h:])
+	return fr.setPayload(p)
+}
+
+// Peek decodes only the frame's header into v, for a relay that looks at
+// a few fields: v must not be Framed.
+func (f *Frame) Peek(v any) error {
+	if err := json.Unmarshal(f.wire[8:8+f.hdr], v); err != nil {
+		return fmt.Errorf("decoding frame: %w", err)
+	}
+	return nil
+}
+
+// Bytes is the frame as it travels.
+func (f *Frame) Bytes() []byte { return f.wire }
+
+// SendFrame writes a frame as it was received.
+func (c *Conn) SendFrame(f *Frame) error {
+	return c.write(f.wire)
+}
+
+// SendBytes writes the rest of a frame that TrySendFrame left.
+func (c *Conn) SendBytes(b []byte) error {
+	return c.write(b)
+}
+
+func (c *Conn) write(b []byte) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if _, err := c.w.Write(b); err != nil {
+		return fmt.Errorf("sending frame: %w", err)
+	}
+	return nil
 }
 
 // Close closes the underlying connection.

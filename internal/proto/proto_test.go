@@ -72,3 +72,39 @@ func FuzzReceive(f *testing.F) {
 		}
 	})
 }
+
+// TestFrameRelay: a frame read without decoding and sent on as it came
+// decodes at the far end as the original; Peek reads its header only.
+func TestFrameRelay(t *testing.T) {
+	var in, out bytes.Buffer
+	src := NewConn(rwc{&in, &in})
+	res := &Response{Call: "c7", Kind: KindResult, Result: &Result{ExitCode: 1, Stdout: []byte("o"), Stderr: []byte("e"),
+		Error: &CallError{Code: CodeDenied, Path: "p"}, Timing: map[string]int64{"run_us": 3}}}
+	if err := src.Send(res); err != nil {
+		t.Fatal(err)
+	}
+	f, err := src.ReceiveFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var peek struct {
+		Call   string `json:"call"`
+		Result *struct {
+			Error *CallError `json:"error"`
+		} `json:"result"`
+	}
+	if err := f.Peek(&peek); err != nil || peek.Call != "c7" || peek.Result.Error.Path != "p" {
+		t.Fatalf("peek: %+v, %v", peek, err)
+	}
+	relay := NewConn(rwc{&out, &out})
+	if err := relay.SendFrame(f); err != nil {
+		t.Fatal(err)
+	}
+	var got Response
+	if err := relay.Receive(&got); err != nil {
+		t.Fatal(err)
+	}
+	if r := got.Result; got.Call != "c7" || r.ExitCode != 1 || string(r.Stdout) != "o" || string(r.Stderr) != "e" || r.Timing["run_us"] != 3 {
+		t.Fatalf("relayed: %+v", r)
+	}
+}

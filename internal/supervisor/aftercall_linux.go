@@ -36,19 +36,17 @@ func (n *notifier) isExec(call string) bool {
 	return false
 }
 
-// afterCall completes the result of a call before it goes to the host:
-// the Landlock refusals the host is to wait for, and a limit event for
-// each of the session's size-limited tmpfs that the call left full.
-func (s *supervisor) afterCall(x *executor, r *proto.Response) {
-	if r.Result == nil {
-		return
-	}
+// afterCall does what a call's end needs before its result goes to the
+// host: it sends a limit event for each of the session's size-limited
+// tmpfs that the call left full, and returns how many Landlock refusals
+// the host is to wait for (the result's LandlockPending).
+func (s *supervisor) afterCall(x *executor, call string) (pending int) {
 	x.notify.mu.Lock()
-	r.Result.LandlockPending = x.notify.expected[r.Call]
-	delete(x.notify.expected, r.Call)
+	pending = x.notify.expected[call]
+	delete(x.notify.expected, call)
 	x.notify.mu.Unlock()
-	if !x.notify.isExec(r.Call) {
-		return
+	if !x.notify.isExec(call) {
+		return pending
 	}
 	p := x.plan
 	for _, fs := range []struct {
@@ -59,13 +57,14 @@ func (s *supervisor) afterCall(x *executor, r *proto.Response) {
 			continue
 		}
 		e := &events.Event{
-			Time: time.Now(), Session: p.Session, Call: r.Call, Kind: events.Limit, Layer: events.LayerLimit,
+			Time: time.Now(), Session: p.Session, Call: call, Kind: events.Limit, Layer: events.LayerLimit,
 			Op: "exec", Target: fs.limit, Rule: "limits." + fs.limit,
 			Detail: map[string]any{"limit": fs.limit, "value": fs.size, "path": fs.path,
 				"reason": fs.path + " is full: writes there fail with ENOSPC until files are removed"},
 		}
-		_ = s.host.Send(&proto.Response{Call: r.Call, Kind: proto.KindEvent, Event: e})
+		_ = s.host.Send(&proto.Response{Call: call, Kind: proto.KindEvent, Event: e})
 	}
+	return pending
 }
 
 // full reports whether the filesystem at path has no block or no inode

@@ -7,7 +7,7 @@ import "github.com/cordon-sandbox/cordon/internal/proto"
 // executor kills what it started; a process left behind by an executor
 // that has exited already (one a grant replaced) is out of every
 // executor's reach (see docs/policy.md, Disk free space).
-func (s *supervisor) stopAll(req *proto.Request) {
+func (s *supervisor) stopAll(f *proto.Frame) {
 	s.mu.Lock()
 	xs := map[*executor]bool{s.cur: true}
 	for _, x := range s.route {
@@ -15,6 +15,6 @@ func (s *supervisor) stopAll(req *proto.Request) {
 	}
 	s.mu.Unlock()
 	for x := range xs {
-		x.queue.push(req)
+		x.queue.push(f)
 	}
 }

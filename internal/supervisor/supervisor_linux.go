@@ -215,7 +215,13 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 		mine.Close()
 		return nil, nil, err
 	}
-	x := &executor{plan: p, conn: proto.NewConn(mine), pid: cmd.Process.Pid, queue: &requestQueue{ready: make(chan struct{}, 1)}}
+	sock, err := mine.SyscallConn()
+	if err != nil {
+		mine.Close()
+		return nil, nil, err
+	}
+	conn := proto.NewConn(mine)
+	x := &executor{plan: p, conn: conn, pid: cmd.Process.Pid, queue: &requestQueue{conn: conn, sock: sock, ready: make(chan struct{}, 1)}}
 	go s.reap(x, cmd)
 	fail := func(err error) (*executor, *proto.Ready, error) {
 		mine.Close() // the executor exits at end of file
@@ -258,7 +264,7 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 	r.Ready.Timing["executor_us"] = time.Since(t0).Microseconds()
 	x.notify = newNotifier(s, x, listener)
 	go x.notify.loop()
-	go x.queue.drainTo(x.conn)
+	go x.queue.drain()
 	go s.fromExecutor(x)
 	return x, r.Ready, nil
 }
@@ -418,10 +424,13 @@ func (s *supervisor) reap(x *executor, cmd *exec.Cmd) {
 // and so from ending the session.
 func (s *supervisor) serve() error {
 	for {
-		req := new(proto.Request)
-		err := s.host.Receive(req)
+		f, err := s.host.ReceiveFrame()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil
+		}
+		req := new(proto.Request)
+		if err == nil {
+			err = f.Decode(req)
 		}
 		if err != nil {
 			return fmt.Errorf("reading from host: %w", err)
@@ -434,10 +443,12 @@ func (s *supervisor) serve() error {
 			continue
 		}
 		if req.Op == proto.OpStopAll {
-			s.stopAll(req) // disk_linux.go
+			s.stopAll(f) // stop_linux.go
 			continue
 		}
-		s.executorFor(req).queue.push(req)
+		// The frame goes on as the host sent it: encoding it again
+		// would only cost time.
+		s.executorFor(req).queue.push(f)
 	}
 }
 
@@ -476,16 +487,34 @@ func (s *supervisor) finished(x *executor, call string) {
 }
 
 // requestQueue is an unbounded FIFO of frames for the executor. (The host
-// bounds what it sends: the calls it has open and their stdin.)
+// bounds what it sends: the calls it has open and their stdin.) A frame
+// with nothing queued before it goes out at once if the socket takes it
+// without waiting, as it does unless the executor has stopped reading;
+// the rest waits for drain, which may block.
 type requestQueue struct {
+	conn *proto.Conn
+	sock syscall.RawConn
+
 	mu    sync.Mutex
-	items []*proto.Request
+	items [][]byte // frames, or the rest of one, in order
+	busy  bool     // drain is writing an item
 	ready chan struct{}
 }
 
-func (q *requestQueue) push(r *proto.Request) {
+func (q *requestQueue) push(f *proto.Frame) {
 	q.mu.Lock()
-	q.items = append(q.items, r)
+	rest := f.Bytes()
+	if len(q.items) == 0 && !q.busy {
+		var err error
+		if rest, err = q.conn.TrySendFrame(f, q.sock); err != nil {
+			os.Exit(3)
+		}
+		if rest == nil {
+			q.mu.Unlock()
+			return
+		}
+	}
+	q.items = append(q.items, rest)
 	q.mu.Unlock()
 	select {
 	case q.ready <- struct{}{}:
@@ -493,29 +522,47 @@ func (q *requestQueue) push(r *proto.Request) {
 	}
 }
 
-func (q *requestQueue) drainTo(c *proto.Conn) {
+func (q *requestQueue) drain() {
 	for range q.ready {
 		for {
 			q.mu.Lock()
 			if len(q.items) == 0 {
+				q.busy = false
 				q.mu.Unlock()
 				break
 			}
-			r := q.items[0]
+			b := q.items[0]
 			q.items[0] = nil
 			q.items = q.items[1:]
+			q.busy = true
 			q.mu.Unlock()
-			if err := c.Send(r); err != nil {
+			if err := q.conn.SendBytes(b); err != nil {
 				os.Exit(3)
 			}
 		}
 	}
 }
 
+// relayed is what the supervisor reads of a frame from the executor; the
+// frame itself goes on to the host as it came, unless the supervisor has
+// to add to its result.
+type relayed struct {
+	Call   string     `json:"call,omitempty"`
+	Kind   proto.Kind `json:"kind"`
+	PID    int        `json:"pid,omitempty"`
+	Result *struct {
+		Error *proto.CallError `json:"error,omitempty"`
+	} `json:"result,omitempty"`
+}
+
 func (s *supervisor) fromExecutor(x *executor) {
 	for {
-		var r proto.Response
-		if err := x.conn.Receive(&r); err != nil {
+		var r relayed
+		f, err := x.conn.ReceiveFrame()
+		if err == nil {
+			err = f.Peek(&r)
+		}
+		if err != nil {
 			s.mu.Lock()
 			current := s.cur == x
 			s.mu.Unlock()
@@ -528,50 +575,71 @@ func (s *supervisor) fromExecutor(x *executor) {
 		case proto.KindSpawn:
 			x.notify.spawned(r.Call, r.PID)
 			if x.plan.LandlockAudit {
-				_ = s.host.Send(&r) // the host attributes Landlock's records to calls
+				_ = s.host.SendFrame(f) // the host attributes Landlock's records to calls
 			}
 			continue
 		case proto.KindResult:
-			s.afterCall(x, &r)
-			x.notify.end(r.Call)
+			pending := 0
 			if r.Result != nil {
-				if d := s.callDenial(r.Call, r.Result); d != nil {
+				pending = s.afterCall(x, r.Call)
+			}
+			x.notify.end(r.Call)
+			if r.Result != nil && r.Result.Error != nil {
+				if d := s.callDenial(r.Call, r.Result.Error); d != nil {
 					_ = s.host.Send(&proto.Response{Call: r.Call, Kind: proto.KindEvent, Event: d})
 				}
 			}
+			if pending > 0 {
+				err = s.sendPending(f, pending)
+			} else {
+				err = s.host.SendFrame(f)
+			}
+			if err != nil {
+				os.Exit(3)
+			}
+			s.finished(x, r.Call)
+			continue
 		}
-		if err := s.host.Send(&r); err != nil {
+		if err := s.host.SendFrame(f); err != nil {
 			os.Exit(3)
 		}
-		if r.Kind == proto.KindResult {
-			s.finished(x, r.Call)
-		}
 	}
+}
+
+// sendPending sends a result on to the host with the number of Landlock
+// refusals the host is to wait for.
+func (s *supervisor) sendPending(f *proto.Frame, pending int) error {
+	var r proto.Response
+	if err := f.Decode(&r); err != nil {
+		return err
+	}
+	r.Result.LandlockPending = pending
+	return s.host.Send(&r)
 }
 
 // callDenial turns a refusal reported with a call's result (a path that
 // resolves outside the workspace, a Landlock or read-only refusal of a
 // file tool) into a deny event. The kernel produced the errno; the
 // executor only carries it.
-func (s *supervisor) callDenial(call string, r *proto.Result) *events.Event {
-	if r.Error == nil || r.Error.Code != proto.CodeDenied {
+func (s *supervisor) callDenial(call string, ce *proto.CallError) *events.Event {
+	if ce.Code != proto.CodeDenied {
 		return nil
 	}
 	e := &events.Event{
 		Time: time.Now(), Session: s.session(), Call: call, Kind: events.Deny,
-		Detail: map[string]any{"reason": r.Error.Message},
+		Detail: map[string]any{"reason": ce.Message},
 	}
-	e.Op, e.Target = r.Error.Op, r.Error.Path
-	switch syscall.Errno(r.Error.Errno) {
+	e.Op, e.Target = ce.Op, ce.Path
+	switch syscall.Errno(ce.Errno) {
 	case unix.EXDEV:
 		e.Layer, e.Rule = events.LayerPolicy, "policy.workspace.beneath"
 	case unix.EROFS:
 		e.Layer, e.Rule = events.LayerPolicy, "policy.filesystem.read_only"
-		e.Remedy = &events.Remedy{Capability: "fs.write:" + r.Error.Path}
-		protectDenial(s.currentPlan(), e, r.Error.Path) // policy.workspace.protect
+		e.Remedy = &events.Remedy{Capability: "fs.write:" + ce.Path}
+		protectDenial(s.currentPlan(), e, ce.Path) // policy.workspace.protect
 	default:
 		e.Layer, e.Rule = events.LayerLandlock, "landlock.filesystem"
-		e.Remedy = &events.Remedy{Capability: capabilityFor(r.Error.Op, r.Error.Path)}
+		e.Remedy = &events.Remedy{Capability: capabilityFor(ce.Op, ce.Path)}
 	}
 	return e
 }
