@@ -420,6 +420,20 @@ func TestExternalSupervisor(t *testing.T) {
 	}
 	defer unix.Close(fd)
 
+	// The round trip below runs with synchronous wake-ups where the
+	// kernel has them (6.6 and later, as CI's 6.18 does).
+	sync, err := SyncWakeUp(fd)
+	if err != nil {
+		t.Fatalf("SyncWakeUp: %v", err)
+	}
+	var uts unix.Utsname
+	unix.Uname(&uts)
+	var major, minor int
+	fmt.Sscanf(unix.ByteSliceToString(uts.Release[:]), "%d.%d", &major, &minor)
+	if !sync && (major > 6 || major == 6 && minor >= 6) {
+		t.Errorf("SyncWakeUp refused on Linux %d.%d, which has SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP", major, minor)
+	}
+
 	if st, err := Poll(fd, 50*time.Millisecond); err != nil || st != ListenerIdle {
 		t.Fatalf("Poll before any call: %v, %v; want idle", st, err)
 	}

@@ -23,6 +23,7 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/plan"
 	"github.com/cordon-sandbox/cordon/internal/proto"
 	"github.com/cordon-sandbox/cordon/internal/ruleset"
+	"github.com/cordon-sandbox/cordon/internal/seccomp"
 )
 
 // stageThreads is how many idle OS threads the supervisor keeps for when
@@ -262,6 +263,10 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 	r.Ready.AuditSession = auditSession
 	r.Ready.Warnings = append(r.Ready.Warnings, warnings...)
 	r.Ready.Timing["executor_us"] = time.Since(t0).Microseconds()
+	if _, err := seccomp.SyncWakeUp(listener); err != nil {
+		unix.Close(listener)
+		return fail(err)
+	}
 	x.notify = newNotifier(s, x, listener)
 	go x.notify.loop()
 	go x.queue.drain()

@@ -1,0 +1,24 @@
+package daemon
+
+import (
+	"context"
+	"testing"
+)
+
+// BenchmarkExecTrue is the smallest tool call through the API: `/bin/true`
+// in a warm session, over HTTP on the unix socket with the connection kept
+// alive, client and daemon in this process (so -cpuprofile sees both).
+func BenchmarkExecTrue(b *testing.B) {
+	d := startDaemon(b, Options{})
+	ctx := context.Background()
+	id, err := d.c.Create(ctx, CreateRequest{Workspace: workspace(b)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.Cleanup(func() { d.c.Remove(context.Background(), id) })
+	for b.Loop() {
+		if _, err := d.c.Exec(ctx, id, ExecRequest{Argv: []string{"/bin/true"}}); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
