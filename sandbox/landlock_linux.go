@@ -174,6 +174,25 @@ func (h *auditHub) sessionOf(d *kaudit.Denial) *Session {
 	return nil
 }
 
+// settled reports, without waiting, that the dispatch loop has handled
+// every record that has reached the reader (what sync waits for); false
+// when it cannot tell that at once.
+func (h *auditHub) settled() bool {
+	h.mu.Lock()
+	r := h.r
+	h.mu.Unlock()
+	if r == nil {
+		return true
+	}
+	n, ok := r.Quiet()
+	if !ok {
+		return false
+	}
+	h.consumedMu.Lock()
+	defer h.consumedMu.Unlock()
+	return h.consumed >= n
+}
+
 // sync waits, at most until ctx ends, until the dispatch loop has handled
 // every record that has reached the reader.
 func (h *auditHub) sync(ctx context.Context) {
@@ -436,17 +455,17 @@ func fsCapability(verb, path string) string {
 // reached it, and, when the supervisor foresaw pending refusals of
 // writes, until that many have come or settleWait has passed.
 func (s *Session) settle(call string, pending int) {
+	// Most calls: nothing refused, nothing held. No timer for those: a
+	// context with a deadline costs a timer's arming and, often, a
+	// wake-up of the runtime's poller, on every call.
+	if hostAudit.settled() && s.landlockSeen(call) >= pending {
+		return
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), settleWait)
 	defer cancel()
 	for {
 		hostAudit.sync(ctx)
-		s.mu.Lock()
-		got := 0
-		if pc := s.pending[call]; pc != nil {
-			got = pc.landlock
-		}
-		s.mu.Unlock()
-		if got >= pending || ctx.Err() != nil {
+		if s.landlockSeen(call) >= pending || ctx.Err() != nil {
 			return
 		}
 		select {
@@ -454,6 +473,16 @@ func (s *Session) settle(call string, pending int) {
 		case <-ctx.Done():
 		}
 	}
+}
+
+// landlockSeen counts the Landlock refusals recorded for call so far.
+func (s *Session) landlockSeen(call string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if pc := s.pending[call]; pc != nil {
+		return pc.landlock
+	}
+	return 0
 }
 
 // allowRemedy drops a remedy that the session's policy would never

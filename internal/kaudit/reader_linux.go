@@ -304,6 +304,16 @@ func (r *Reader) quiet() bool {
 	return err == nil && empty && r.idle.Load()
 }
 
+// Quiet is Sync's answer when Sync would not wait, without a context:
+// the Events delivered so far, and true, when the socket is empty and the
+// loop holds nothing; false otherwise (then call Sync).
+func (r *Reader) Quiet() (uint64, bool) {
+	if !r.quiet() {
+		return 0, false
+	}
+	return r.delivered.Load(), true
+}
+
 // Delivered counts the Events sent on Events since Open.
 func (r *Reader) Delivered() uint64 { return r.delivered.Load() }
 
