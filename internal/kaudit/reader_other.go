@@ -19,3 +19,6 @@ func (*Reader) Lost() (overflows, dropped uint64) { return 0, 0 }
 
 // Close does nothing.
 func (*Reader) Close() error { return nil }
+
+// StatusAlone reports ErrNotSupported: kernel audit is Linux's.
+func StatusAlone() (Status, bool, error) { return Status{}, false, ErrNotSupported }
