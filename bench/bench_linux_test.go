@@ -117,6 +117,11 @@ func TestSmokeDaemon(t *testing.T) {
 	if m := rep.Modes[1]; m.Read16K == nil {
 		t.Errorf("daemon read figure missing: %+v", m)
 	}
+	// The work directory is a cache kept between runs: the daemon's
+	// socket directory must not pile up there.
+	if left, _ := filepath.Glob(filepath.Join(cfg.WorkDir, "daemon-*")); len(left) > 0 {
+		t.Errorf("the daemon's directories are left in the work directory: %v", left)
+	}
 }
 
 // TestSmokeBwrapPerCall replays the smoke trace in bubblewrap and with a

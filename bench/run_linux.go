@@ -44,12 +44,13 @@ func (c *Config) withDefaults() {
 
 // run is one benchmark run's state.
 type run struct {
-	cfg    Config
-	cache  Cache
-	traces []*Trace
-	modes  map[Mode]starter
-	unav   map[Mode]string
-	daemon *daemonClient
+	cfg       Config
+	cache     Cache
+	traces    []*Trace
+	modes     map[Mode]starter
+	unav      map[Mode]string
+	daemon    *daemonClient
+	daemonDir string // the daemon's socket directory, removed at the end
 	// samples[mode][trace][step] holds the call's durations, one per rep;
 	// first[mode][trace][step] the first repetition's outcome.
 	samples map[Mode]map[string][][]time.Duration
@@ -104,14 +105,19 @@ func Run(ctx context.Context, cfg Config) (rep *Report, err error) {
 		r.traces = append(r.traces, t)
 	}
 
-	if err := r.setupModes(); err != nil {
-		return nil, err
-	}
+	// The daemon, once started, is stopped and its socket directory
+	// removed however the run ends (setupModes may fail after it).
 	defer func() {
 		if r.daemon != nil {
 			r.daemon.stop()
 		}
+		if r.daemonDir != "" {
+			os.RemoveAll(r.daemonDir)
+		}
 	}()
+	if err := r.setupModes(); err != nil {
+		return nil, err
+	}
 
 	rep = &Report{Date: time.Now().UTC().Format(time.RFC3339), Command: cfg.Command, Machine: machine(), Reps: cfg.Reps}
 	for _, t := range r.traces {
@@ -156,7 +162,7 @@ func (r *run) setupModes() error {
 				r.logf("daemon mode not available: %v", err)
 				continue
 			}
-			r.daemon = d
+			r.daemon, r.daemonDir = d, sockDir
 		}
 		st, err := starterFor(m, r.daemon)
 		if err != nil {
