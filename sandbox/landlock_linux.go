@@ -174,13 +174,18 @@ func (h *auditHub) sessionOf(d *kaudit.Denial) *Session {
 	return nil
 }
 
+// reader is the process's audit reader, nil while no session reads.
+func (h *auditHub) reader() *kaudit.Reader {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	return h.r
+}
+
 // settled reports, without waiting, that the dispatch loop has handled
 // every record that has reached the reader (what sync waits for); false
 // when it cannot tell that at once.
 func (h *auditHub) settled() bool {
-	h.mu.Lock()
-	r := h.r
-	h.mu.Unlock()
+	r := h.reader()
 	if r == nil {
 		return true
 	}
@@ -196,9 +201,7 @@ func (h *auditHub) settled() bool {
 // sync waits, at most until ctx ends, until the dispatch loop has handled
 // every record that has reached the reader.
 func (h *auditHub) sync(ctx context.Context) {
-	h.mu.Lock()
-	r := h.r
-	h.mu.Unlock()
+	r := h.reader()
 	if r == nil {
 		return
 	}

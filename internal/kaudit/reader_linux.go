@@ -258,8 +258,8 @@ func (r *Reader) handle(typ uint16, text []byte, ok bool, rerr error, now time.T
 // exited (a tool call that ended) gets those kauditd has sent, which on
 // an idle host is all of them.
 func (r *Reader) Sync(ctx context.Context) (uint64, error) {
-	if r.quiet() {
-		return r.delivered.Load(), nil
+	if n, ok := r.Quiet(); ok {
+		return n, nil
 	}
 	r.syncMu.Lock()
 	r.syncWant++
