@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"context"
+	"encoding/json"
 	"testing"
 )
 
@@ -17,8 +18,15 @@ func BenchmarkExecTrue(b *testing.B) {
 	}
 	b.Cleanup(func() { d.c.Remove(context.Background(), id) })
 	for b.Loop() {
-		if _, err := d.c.Exec(ctx, id, ExecRequest{Argv: []string{"/bin/true"}}); err != nil {
-			b.Fatal(err)
+		raw, err := d.c.Exec(ctx, id, ExecRequest{Argv: []string{"/bin/true"}})
+		var r struct {
+			ExitCode int `json:"exit_code"`
+		}
+		if err == nil {
+			err = json.Unmarshal(raw, &r)
+		}
+		if err != nil || r.ExitCode != 0 {
+			b.Fatalf("exec /bin/true: %v, exit %d", err, r.ExitCode)
 		}
 	}
 }

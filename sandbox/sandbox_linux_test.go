@@ -675,7 +675,7 @@ func TestUnprivileged(t *testing.T) {
 	tmp := filepath.Join(dir, "tmp")
 	os.Mkdir(tmp, 0o777)
 	os.Chmod(tmp, 0o1777)
-	cmd := exec.Command(bin, "-test.run", "^Test(Posture|SeccompDenials|Boundary|FileTools|Limits|Isolation|OrphansReaped|DefaultPolicyDevelopment|MemoryLimit|Egress|ApplyGrants|WriteDenials|TmpfsLimit|Protect|ProtectLinks|UnixConnect|Openat2|DiskFree|DiskFreeLeftBehind|DiskFreeBelowAlready|DiskFreeInodes|DiskWatchersStop|DiskFreeCleanup)$", "-test.count=1", "-test.v")
+	cmd := exec.Command(bin, "-test.run", "^Test(Posture|SeccompDenials|Boundary|FileTools|Limits|Isolation|OrphansReaped|DefaultPolicyDevelopment|MemoryLimit|Egress|ApplyGrants|WriteDenials|TmpfsLimit|Protect|ProtectLinks|UnixConnect|Openat2|DiskFree|DiskFreeLeftBehind|DiskFreeBelowAlready|DiskFreeInodes|DiskWatchersStop|DiskFreeCleanup|ExecIO)$", "-test.count=1", "-test.v")
 	cmd.Env = []string{"PATH=" + os.Getenv("PATH"), "HOME=" + tmp, "TMPDIR=" + tmp, "CORDON_TEST_ROOT_DIR=" + rootOnlyDir(t),
 		"CORDON_TEST_DISK_DIR=" + privateTmpfs(t, 65534)}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: 65534, Gid: 65534}}
