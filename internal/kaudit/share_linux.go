@@ -1,7 +1,9 @@
 package kaudit
 
 import (
+	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"strconv"
 	"strings"
@@ -141,8 +143,11 @@ func StatusAlone() (Status, bool, error) {
 	// between the look at the users and the reading.
 	for {
 		l, err := os.OpenFile(sharedLock, os.O_RDWR, 0)
-		if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
 			break // no lock file: no reader
+		}
+		if err != nil {
+			return Status{}, false, err
 		}
 		_ = flock(l, unix.LOCK_EX)
 		var held, now unix.Stat_t
@@ -153,9 +158,12 @@ func StatusAlone() (Status, bool, error) {
 		l.Close()
 	}
 	alone := true
-	if u, err := os.Open(sharedUsers); err == nil {
+	switch u, err := os.Open(sharedUsers); {
+	case err == nil:
 		alone = flock(u, unix.LOCK_EX|unix.LOCK_NB) == nil
 		u.Close()
+	case !errors.Is(err, fs.ErrNotExist):
+		return Status{}, false, err
 	}
 	st, err := ReadStatus()
 	return st, alone, err
