@@ -5,6 +5,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -82,6 +83,8 @@ func TestSmokeReplay(t *testing.T) {
 	if m := rep.Modes[1]; m.Read16K == nil || m.ReadAddedUS == nil {
 		t.Errorf("library read figure missing: %+v", m)
 	}
+	checkCost(t, rep.Modes[0], tierHost)
+	checkCost(t, rep.Modes[1], tierHost, tierSupervisor, tierExecutor)
 	var out strings.Builder
 	rep.WriteTable(&out)
 	if !strings.Contains(out.String(), "library") || !strings.Contains(out.String(), "0 differ") {
@@ -117,6 +120,7 @@ func TestSmokeDaemon(t *testing.T) {
 	if m := rep.Modes[1]; m.Read16K == nil {
 		t.Errorf("daemon read figure missing: %+v", m)
 	}
+	checkCost(t, rep.Modes[1], tierHost, tierDaemon, tierSupervisor, tierExecutor)
 	// The work directory is a cache kept between runs: the daemon's
 	// socket directory must not pile up there.
 	if left, _ := filepath.Glob(filepath.Join(cfg.WorkDir, "daemon-*")); len(left) > 0 {
@@ -171,4 +175,26 @@ type testWriter struct{ t *testing.T }
 func (w testWriter) Write(p []byte) (int, error) {
 	w.t.Log(strings.TrimRight(string(p), "\n"))
 	return len(p), nil
+}
+
+// checkCost checks that a mode's `true` calls were charged to exactly the
+// tiers that serve them, and that each of those woke up for its calls.
+func checkCost(t *testing.T, m ModeReport, tiers ...string) {
+	t.Helper()
+	var got []string
+	for tier, c := range m.TrueCost {
+		if c.CPUUS > 0.5 || c.Switches > 0.05 {
+			got = append(got, tier)
+		}
+	}
+	slices.Sort(got)
+	want := slices.Sorted(slices.Values(tiers))
+	if !slices.Equal(got, want) {
+		t.Errorf("%s: `true` cost charged to %v, want %v: %+v", m.Mode, got, want, m.TrueCost)
+	}
+	for _, tier := range tiers {
+		if c := m.TrueCost[tier]; c.Switches < 0.5 {
+			t.Errorf("%s: the %s did not wake up for its calls: %+v", m.Mode, tier, c)
+		}
+	}
 }

@@ -4,7 +4,10 @@ import (
 	"context"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"testing"
+	"time"
 )
 
 // benchModes are the modes the go-test benchmarks compare; the daemon
@@ -88,4 +91,32 @@ func BenchmarkSmokeTrace(b *testing.B) {
 			b.ReportMetric(float64(b.Elapsed().Microseconds())/float64(b.N*len(tr.Calls)), "µs/call")
 		})
 	}
+}
+
+// BenchmarkWakeup is this machine's floor under a hop of the session
+// protocol: a round trip between two goroutines locked to their own OS
+// threads, two wake-ups of a sleeping thread and no work. Every hop
+// between the host, the supervisor and the executor costs at least one
+// such wake-up. Run it as is and under `taskset -c 0` to compare a
+// wake-up that may cross CPUs with one that cannot.
+func BenchmarkWakeup(b *testing.B) {
+	ping, pong := make(chan struct{}), make(chan struct{})
+	go func() {
+		runtime.LockOSThread()
+		for range ping {
+			pong <- struct{}{}
+		}
+	}()
+	defer close(ping)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	rtt := make([]time.Duration, 0, b.N)
+	for b.Loop() {
+		t0 := time.Now()
+		ping <- struct{}{}
+		<-pong
+		rtt = append(rtt, time.Since(t0))
+	}
+	slices.Sort(rtt)
+	b.ReportMetric(float64(rtt[len(rtt)/2].Nanoseconds())/1e3, "p50_rtt_us")
 }

@@ -73,20 +73,10 @@ type usage struct {
 // process below them (the executor, anything still running).
 func sessionUsage() (usage, error) {
 	u := usage{byStage: map[string]int64{}}
-	ents, err := os.ReadDir("/proc")
-	if err != nil {
+	if _, err := os.Stat("/proc/self"); err != nil {
 		return u, err
 	}
-	children := map[int][]int{}
-	for _, e := range ents {
-		pid, err := strconv.Atoi(e.Name())
-		if err != nil {
-			continue
-		}
-		if pp := int(procField("/proc/"+e.Name()+"/status", "PPid:")); pp > 0 {
-			children[pp] = append(children[pp], pid)
-		}
-	}
+	children := childrenByParent()
 	var walk func(pid int)
 	walk = func(pid int) {
 		pss := procField("/proc/"+strconv.Itoa(pid)+"/smaps_rollup", "Pss:")

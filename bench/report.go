@@ -58,7 +58,28 @@ type ModeReport struct {
 	// TrueTiming is the median of each timing the session reports for
 	// the `true` call (µs): where a warm call's time goes.
 	TrueTiming map[string]int64 `json:"true_timing_us,omitempty"`
+	// TrueCost is, per tier of the call path (host, daemon, supervisor,
+	// executor), the CPU time and context switches one `true` call costs:
+	// the mean over the timed calls. Modes that open a session per call
+	// report the host alone.
+	TrueCost map[string]StageCost `json:"true_cost,omitempty"`
 }
+
+// StageCost is what one tier of the call path spends per call: CPU time
+// on all its threads and the times its threads were switched out (each a
+// wake-up to come back from). The command's own processes are not in it.
+type StageCost struct {
+	CPUUS    float64 `json:"cpu_us"`
+	Switches float64 `json:"switches"`
+}
+
+// Tiers of the call path, as costs name them.
+const (
+	tierHost       = "host"       // this process: the library, or the harness for bare
+	tierDaemon     = "daemon"     // cordon serve, started by the daemon mode
+	tierSupervisor = "supervisor" // a session's PID 1
+	tierExecutor   = "executor"   // a session's executor
+)
 
 // OpenClose is session open and close latency (library mode).
 type OpenClose struct {
@@ -151,6 +172,9 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		if len(mr.TrueTiming) > 0 {
 			fmt.Fprintf(w, "%s: `true` as the session times it (µs, medians): %s\n", mr.Mode, timingLine(mr.TrueTiming))
+		}
+		if len(mr.TrueCost) > 0 {
+			fmt.Fprintf(w, "%s: per `true` call, CPU µs / context switches: %s\n", mr.Mode, costLine(mr.TrueCost))
 		}
 	}
 	if len(r.Modes) > 0 && len(r.Traces) > 1 {
@@ -256,4 +280,15 @@ func timingLine(t map[string]int64) string {
 		fmt.Fprintf(&b, "%s %d", strings.TrimSuffix(k, "_us"), t[k])
 	}
 	return b.String()
+}
+
+// costLine lists tiers' costs in the order a call passes them.
+func costLine(c map[string]StageCost) string {
+	var parts []string
+	for _, t := range []string{tierHost, tierDaemon, tierSupervisor, tierExecutor} {
+		if v, ok := c[t]; ok && (v.CPUUS >= 0.5 || v.Switches >= 0.05) {
+			parts = append(parts, fmt.Sprintf("%s %.0f / %.1f", t, v.CPUUS, v.Switches))
+		}
+	}
+	return strings.Join(parts, ", ")
 }

@@ -324,7 +324,11 @@ func (r *run) micro(ctx context.Context, rep *Report) {
 		}
 		var ds, rs []time.Duration
 		timings := map[string][]time.Duration{}
+		var before map[int]procCost
 		for j := range n + 5 {
+			if j == 5 {
+				before = costSnapshot()
+			}
 			t0 := time.Now()
 			o, err := rn.Exec(ctx, []string{"/bin/true"})
 			if d := time.Since(t0); err == nil && o.ExitCode == 0 && j >= 5 {
@@ -334,6 +338,7 @@ func (r *run) micro(ctx context.Context, rep *Report) {
 				}
 			}
 		}
+		mr.TrueCost = costPerCall(before, costSnapshot(), n)
 		if len(timings) > 0 && mr.Mode != ModePerCall {
 			mr.TrueTiming = map[string]int64{}
 			for k, v := range timings {
