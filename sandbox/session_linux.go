@@ -230,22 +230,15 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	tIDs := time.Now()
 
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	conn, theirs, err := hostLink()
 	if err != nil {
-		return fail(os.NewSyscallError("socketpair", err))
+		return fail(err)
 	}
-	// The host end is non-blocking so that Go's poller owns it: Close
-	// then wakes the reader at once and the supervisor sees EOF.
-	if err := unix.SetNonblock(fds[0], true); err != nil {
-		unix.Close(fds[0])
-		unix.Close(fds[1])
-		return fail(os.NewSyscallError("fcntl", err))
-	}
-	mine, theirs := os.NewFile(uintptr(fds[0]), "session"), os.NewFile(uintptr(fds[1]), "host")
-	cleanup = append(cleanup, func() { mine.Close() })
+	cleanup = append(cleanup, func() { conn.Close() })
 	egressMine, egressTheirs, err := egressPair()
 	if err != nil {
-		theirs.Close()
+		theirs[0].Close()
+		theirs[1].Close()
 		return fail(&Error{Code: CodeFailed, Message: "creating the egress socket: " + err.Error()})
 	}
 	cleanup = append(cleanup, func() { egressMine.Close() })
@@ -253,7 +246,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	cmd.Env = []string{} // nothing of the host's environment crosses
 	cmd.Dir = "/"
 	cmd.Stderr = s.stderr
-	cmd.ExtraFiles = []*os.File{theirs, egressTheirs}
+	cmd.ExtraFiles = []*os.File{theirs[0], theirs[1], egressTheirs}
 	if tree != nil {
 		cmd.ExtraFiles = append(cmd.ExtraFiles, tree)
 		trees, err := bindTrees(p, 3+len(cmd.ExtraFiles), walker)
@@ -269,7 +262,8 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	}
 	cmd.SysProcAttr = ids.sysProcAttr()
 	err = startFromSpawner(cmd)
-	theirs.Close()
+	theirs[0].Close()
+	theirs[1].Close()
 	egressTheirs.Close()
 	if tree != nil {
 		tree.Close()
@@ -284,7 +278,7 @@ func Open(ctx context.Context, o Options) (*Session, error) {
 	// cgroup (a migration can wait on an RCU grace period); it starts
 	// the executor, the first process that runs anything of the
 	// session's, only after the host says the cgroup holds it.
-	s.conn = proto.NewConn(mine)
+	s.conn = conn
 	if err := s.conn.Send(p); err != nil {
 		return fail(s.setupError(err))
 	}
@@ -682,4 +676,34 @@ func (t *tailBuffer) String() string {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	return t.buf.String()
+}
+
+// hostLink makes the two one-way sockets between the host and the
+// supervisor (see proto.NewSplitConn) and returns the host's Conn and the
+// supervisor's ends, the one it reads requests from first. The host's
+// ends are non-blocking so that Go's poller owns them: Close then wakes
+// the reader at once and the supervisor sees end of file.
+func hostLink() (*proto.Conn, [2]*os.File, error) {
+	var theirs [2]*os.File
+	reqR, reqW, err := proto.OneWayFDs()
+	if err != nil {
+		return nil, theirs, &Error{Code: CodeFailed, Message: "creating the session's sockets: " + err.Error()}
+	}
+	respR, respW, err := proto.OneWayFDs()
+	if err != nil {
+		unix.Close(reqR)
+		unix.Close(reqW)
+		return nil, theirs, &Error{Code: CodeFailed, Message: "creating the session's sockets: " + err.Error()}
+	}
+	for _, fd := range []int{reqW, respR} {
+		if err := unix.SetNonblock(fd, true); err != nil {
+			for _, fd := range []int{reqR, reqW, respR, respW} {
+				unix.Close(fd)
+			}
+			return nil, theirs, &Error{Code: CodeFailed, Message: "creating the session's sockets: " + os.NewSyscallError("fcntl", err).Error()}
+		}
+	}
+	theirs = [2]*os.File{os.NewFile(uintptr(reqR), "requests"), os.NewFile(uintptr(respW), "responses")}
+	conn := proto.NewSplitConn(os.NewFile(uintptr(respR), "session"), os.NewFile(uintptr(reqW), "session"))
+	return conn, theirs, nil
 }

@@ -20,12 +20,16 @@ import (
 	"github.com/cordon-sandbox/cordon/internal/seccomp"
 )
 
-const fdSupervisor = 3
+// The supervisor's requests arrive on fdRequests; the executor's frames
+// go back on fdResponses (see proto.NewSplitConn).
+const (
+	fdRequests  = 3
+	fdResponses = 4
+)
 
 // Main runs the executor stage and never returns.
 func Main() {
-	sock := os.NewFile(fdSupervisor, "supervisor")
-	if err := run(sock); err != nil {
+	if err := run(os.NewFile(fdRequests, "requests"), os.NewFile(fdResponses, "responses")); err != nil {
 		fmt.Fprintf(os.Stderr, "cordon executor: %v\n", err)
 		os.Exit(1)
 	}
@@ -56,14 +60,14 @@ type stdinStream struct {
 	closed bool
 }
 
-func run(sock *os.File) error {
+func run(requests, responses *os.File) error {
 	t0 := time.Now()
-	// Nothing inherited but the supervisor's socket may reach a command;
-	// the socket itself is close-on-exec too.
-	if err := linux.CloseExecFrom(fdSupervisor); err != nil {
+	// Nothing inherited but the supervisor's sockets may reach a
+	// command; the sockets themselves are close-on-exec too.
+	if err := linux.CloseExecFrom(fdRequests); err != nil {
 		return fmt.Errorf("marking descriptors close-on-exec: %w", err)
 	}
-	conn := proto.NewConn(sock)
+	conn := proto.NewSplitConn(requests, responses)
 	var p plan.Plan
 	if err := conn.Receive(&p); err != nil {
 		return fmt.Errorf("reading the plan: %w", err)
@@ -77,11 +81,11 @@ func run(sock *os.File) error {
 	if err != nil {
 		// The supervisor waits for the seccomp listener first: hand it
 		// a harmless descriptor, then the reason.
-		_ = sendFD(sock, int(ws.Fd()))
+		_ = sendFD(responses, int(ws.Fd()))
 		_ = conn.Send(&proto.Response{Kind: proto.KindReady, Ready: &proto.Ready{Error: "locking down the executor: " + err.Error()}})
 		return err
 	}
-	if err := sendFD(sock, listener); err != nil {
+	if err := sendFD(responses, listener); err != nil {
 		return fmt.Errorf("handing over the seccomp listener: %w", err)
 	}
 	unix.Close(listener)

@@ -30,22 +30,24 @@ import (
 // the session's pids are exhausted (see linux.PrewarmThreads).
 const stageThreads = 8
 
-// File descriptors the host passes to the supervisor: the framed
-// connection to the host, the datagram socket that takes proxy
-// connections to the host, then the idmapped workspace tree when the plan
-// says so; bind trees follow at the descriptors their binds name.
+// File descriptors the host passes to the supervisor: the host's
+// requests and the way back to it (two one-way sockets, see
+// proto.NewSplitConn), the datagram socket that takes proxy connections to
+// the host, then the idmapped workspace tree when the plan says so; bind
+// trees follow at the descriptors their binds name.
 const (
-	fdHost      = 3
-	fdEgress    = 4
-	fdWorkspace = 5
+	fdRequests  = 3
+	fdResponses = 4
+	fdEgress    = 5
+	fdWorkspace = 6
 )
 
 // Main runs the supervisor stage and never returns.
 func Main() {
-	host := proto.NewConn(os.NewFile(fdHost, "host"))
+	host := proto.NewSplitConn(os.NewFile(fdRequests, "requests"), os.NewFile(fdResponses, "responses"))
 	// Whatever else the host process had open must not reach the
 	// executor: refuse to go on if that cannot be ensured.
-	err := linux.CloseExecFrom(fdHost)
+	err := linux.CloseExecFrom(fdRequests)
 	if err == nil {
 		err = run(host)
 	}
@@ -186,19 +188,25 @@ func run(host *proto.Conn) error {
 // receives its seccomp listener and its ready report.
 func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error) {
 	t0 := time.Now()
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	// Requests go to the executor on one socket, its frames come back
+	// on another (see proto.NewSplitConn).
+	reqR, reqW, err := proto.OneWay()
 	if err != nil {
-		return nil, nil, os.NewSyscallError("socketpair", err)
+		return nil, nil, err
 	}
-	mine := os.NewFile(uintptr(fds[0]), "executor")
-	theirs := os.NewFile(uintptr(fds[1]), "supervisor")
-	defer theirs.Close()
+	defer reqR.Close()
+	respR, respW, err := proto.OneWay()
+	if err != nil {
+		reqW.Close()
+		return nil, nil, err
+	}
+	defer respW.Close()
 
 	cmd := exec.Command("/proc/self/exe", proto.StageExecutor)
 	cmd.Env = []string{}
 	cmd.Dir = "/"
 	cmd.Stderr = os.Stderr
-	cmd.ExtraFiles = []*os.File{theirs}
+	cmd.ExtraFiles = []*os.File{reqR, respW}
 	cmd.SysProcAttr = &syscall.SysProcAttr{
 		Credential: &syscall.Credential{Uid: uint32(p.UID), Gid: uint32(p.GID), NoSetGroups: p.UID == 0},
 	}
@@ -212,20 +220,20 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 		// missing is what a dynamically linked one needs from the view.
 		err = fmt.Errorf("%w: the session's view lacks the dynamic loader or libraries this cordon binary needs; its policy's filesystem.read must include them (the default lists /usr, /lib and /lib64), or build cordon with CGO_ENABLED=0", err)
 	}
+	conn := proto.NewSplitConn(respR, reqW)
 	if err != nil {
-		mine.Close()
+		conn.Close()
 		return nil, nil, err
 	}
-	sock, err := mine.SyscallConn()
+	sock, err := reqW.SyscallConn()
 	if err != nil {
-		mine.Close()
+		conn.Close()
 		return nil, nil, err
 	}
-	conn := proto.NewConn(mine)
 	x := &executor{plan: p, conn: conn, pid: cmd.Process.Pid, queue: &requestQueue{conn: conn, sock: sock, ready: make(chan struct{}, 1)}}
 	go s.reap(x, cmd)
 	fail := func(err error) (*executor, *proto.Ready, error) {
-		mine.Close() // the executor exits at end of file
+		conn.Close() // the executor exits at end of file
 		return nil, nil, err
 	}
 
@@ -234,7 +242,7 @@ func (s *supervisor) startExecutor(p *plan.Plan) (*executor, *proto.Ready, error
 	if err := x.conn.Send(p); err != nil {
 		return fail(err)
 	}
-	listener, err := receiveFD(mine)
+	listener, err := receiveFD(respR)
 	if err != nil {
 		return fail(fmt.Errorf("receiving the seccomp listener: %w", err))
 	}
