@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"time"
 
@@ -29,12 +30,22 @@ const (
 
 // Main runs the executor stage and never returns.
 func Main() {
+	runtime.GOMAXPROCS(max(runtime.GOMAXPROCS(0), minProcs))
 	if err := run(os.NewFile(fdRequests, "requests"), os.NewFile(fdResponses, "responses")); err != nil {
 		fmt.Fprintf(os.Stderr, "cordon executor: %v\n", err)
 		os.Exit(1)
 	}
 	os.Exit(0)
 }
+
+// minProcs is the fewest Ps the executor runs with. Its request reader
+// waits in read(2) on a blocking socket, holding a P, and starting a
+// command (a vfork) holds another until the child has exec'd; with the
+// two Ps of a 2-CPU machine none is left idle then, so the runtime's
+// monitor takes the reader's P away and keeps polling at its fastest
+// (every 20 µs), a wake-up of another CPU each time. A spare P ends that
+// (docs/performance.md).
+const minProcs = 4
 
 type executor struct {
 	plan *plan.Plan

@@ -437,6 +437,7 @@ func (s *supervisor) reap(x *executor, cmd *exec.Cmd) {
 // and so from ending the session.
 func (s *supervisor) serve() error {
 	for {
+		yield()
 		f, err := s.host.ReceiveFrame()
 		if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 			return nil
@@ -464,6 +465,16 @@ func (s *supervisor) serve() error {
 		s.executorFor(req).queue.push(f)
 	}
 }
+
+// yield passes a relay loop through the scheduler once per frame. The
+// loops wait in read(2) on blocking sockets, not in the runtime's poller
+// (which costs a wake-up more per frame), so without it their goroutine
+// never reschedules: the runtime then counts it as running for the
+// loop's whole life, takes its P away in the middle of a read every 10 ms
+// as if it hogged the P, and keeps its monitor thread (sysmon) polling at
+// its fastest, every 20 µs: on a 2-CPU machine that is most of the
+// supervisor's wake-ups per call (docs/performance.md).
+func yield() { runtime.Gosched() }
 
 // executorFor picks the executor a frame goes to: a new call goes to the
 // current executor, stdin and cancel frames to the one serving their call.
@@ -570,6 +581,7 @@ type relayed struct {
 
 func (s *supervisor) fromExecutor(x *executor) {
 	for {
+		yield()
 		var r relayed
 		f, err := x.conn.ReceiveFrame()
 		if err == nil {
