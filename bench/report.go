@@ -60,8 +60,8 @@ type ModeReport struct {
 	TrueTiming map[string]int64 `json:"true_timing_us,omitempty"`
 	// TrueCost is, per tier of the call path (host, daemon, supervisor,
 	// executor), the CPU time and context switches one `true` call costs:
-	// the mean over the timed calls. Modes that open a session per call
-	// report the host alone.
+	// the mean over the second half of the timed calls. Modes that open a
+	// session per call report the host alone.
 	TrueCost map[string]StageCost `json:"true_cost,omitempty"`
 }
 

@@ -324,9 +324,13 @@ func (r *run) micro(ctx context.Context, rep *Report) {
 		}
 		var ds, rs []time.Duration
 		timings := map[string][]time.Duration{}
+		// The cost is taken over the second half of the timed calls: a
+		// session's first second carries its start-up work (threads,
+		// the bounding-set drop, the runtime settling), not a call's.
 		var before map[int]procCost
+		costFrom := 5 + n/2
 		for j := range n + 5 {
-			if j == 5 {
+			if j == costFrom {
 				before = costSnapshot()
 			}
 			t0 := time.Now()
@@ -338,7 +342,7 @@ func (r *run) micro(ctx context.Context, rep *Report) {
 				}
 			}
 		}
-		mr.TrueCost = costPerCall(before, costSnapshot(), n)
+		mr.TrueCost = costPerCall(before, costSnapshot(), n+5-costFrom)
 		if len(timings) > 0 && mr.Mode != ModePerCall {
 			mr.TrueTiming = map[string]int64{}
 			for k, v := range timings {
