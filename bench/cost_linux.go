@@ -2,26 +2,27 @@ package bench
 
 import (
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
+
+	"github.com/cordon-sandbox/cordon/internal/linux"
 )
 
-// procCost is a process's tier, and its CPU time (ns) and context
-// switches summed over its threads.
+// procCost is a process's tier and what its threads have spent so far.
 type procCost struct {
-	tier            string
-	cpuNS, switches int64
+	tier string
+	linux.Cost
 }
 
 // costSnapshot samples this process and every process below it that
 // belongs to a tier, by pid.
 func costSnapshot() map[int]procCost {
 	self := os.Getpid()
-	out := map[int]procCost{self: threadCost(self, tierHost)}
+	out := map[int]procCost{self: {tierHost, linux.ReadCost(self)}}
 	for _, pid := range descendants(self) {
 		if tier := tierOf(pid); tier != "" {
-			out[pid] = threadCost(pid, tier)
+			out[pid] = procCost{tier, linux.ReadCost(pid)}
 		}
 	}
 	return out
@@ -42,8 +43,8 @@ func costPerCall(before, after map[int]procCost, n int) map[string]StageCost {
 			continue // a pid reused by another process
 		}
 		c := out[a.tier]
-		c.CPUUS += float64(a.cpuNS-b.cpuNS) / 1e3 / float64(n)
-		c.Switches += float64(a.switches-b.switches) / float64(n)
+		c.CPUUS += float64(a.CPU-b.CPU) / float64(time.Microsecond) / float64(n)
+		c.Switches += float64(a.Switches-b.Switches) / float64(n)
 		out[a.tier] = c
 	}
 	return out
@@ -67,23 +68,6 @@ func isServe(pid int) bool {
 	data, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
 	args := strings.Split(strings.TrimRight(string(data), "\x00"), "\x00")
 	return len(args) > 1 && args[1] == "serve"
-}
-
-// threadCost sums the run time (schedstat) and the voluntary and
-// involuntary context switches of every thread of pid.
-func threadCost(pid int, tier string) procCost {
-	c := procCost{tier: tier}
-	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*")
-	for _, t := range tasks {
-		if data, err := os.ReadFile(t + "/schedstat"); err == nil {
-			if f := strings.Fields(string(data)); len(f) > 0 {
-				ns, _ := strconv.ParseInt(f[0], 10, 64)
-				c.cpuNS += ns
-			}
-		}
-		c.switches += procField(t+"/status", "voluntary_ctxt_switches:") + procField(t+"/status", "nonvoluntary_ctxt_switches:")
-	}
-	return c
 }
 
 // descendants lists every process below pid.

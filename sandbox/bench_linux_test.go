@@ -6,9 +6,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/cordon-sandbox/cordon/internal/linux"
 	"github.com/cordon-sandbox/cordon/sandbox"
 )
 
@@ -33,6 +36,15 @@ func BenchmarkExec(b *testing.B) {
 	})
 	b.Run("warm", func(b *testing.B) {
 		s := warmSession(b, ws)
+		// Past the session's start-up work, so that the stages' cost
+		// below is a call's.
+		for range 300 {
+			if _, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"/bin/true"}}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ResetTimer()
+		before := stageCosts(b)
 		phases := map[string][]int64{}
 		for range b.N {
 			t0 := time.Now()
@@ -49,7 +61,13 @@ func BenchmarkExec(b *testing.B) {
 			// medians on a loaded machine.
 			phases["around_us"] = append(phases["around_us"], r.Timing["total_us"]-r.Timing["spawn_us"]-r.Timing["run_us"])
 		}
+		b.StopTimer()
 		reportPhases(b, phases)
+		after := stageCosts(b)
+		for _, stage := range []string{"host", "sup", "exec"} {
+			b.ReportMetric(float64(after[stage].Switches-before[stage].Switches)/float64(b.N), stage+"_switches/op")
+			b.ReportMetric(float64(after[stage].CPU-before[stage].CPU)/float64(time.Microsecond)/float64(b.N), stage+"_cpu_us/op")
+		}
 	})
 	b.Run("per-call", func(b *testing.B) {
 		for range b.N {
@@ -123,4 +141,36 @@ func reportPhases(b *testing.B, phases map[string][]int64) {
 		slices.Sort(v)
 		b.ReportMetric(float64(v[len(v)/2]), k)
 	}
+}
+
+// stageCosts reads what this process (host), and the supervisor and
+// executor of the one session it has open, have spent so far.
+func stageCosts(b *testing.B) map[string]linux.Cost {
+	b.Helper()
+	out := map[string]linux.Cost{"host": linux.ReadCost(os.Getpid())}
+	for sup := range linux.Children(os.Getpid()) {
+		if stage(sup) != "__cordon_supervisor" {
+			continue
+		}
+		out["sup"] = linux.ReadCost(sup)
+		for x := range linux.Children(sup) {
+			if stage(x) == "__cordon_executor" {
+				out["exec"] = linux.ReadCost(x)
+			}
+		}
+	}
+	if len(out) != 3 {
+		b.Fatalf("found %d of the host, the supervisor and the executor", len(out))
+	}
+	return out
+}
+
+// stage is the cordon stage a process runs, from its command line.
+func stage(pid int) string {
+	b, _ := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/cmdline")
+	args := strings.Split(string(b), "\x00")
+	if len(args) > 1 {
+		return args[1]
+	}
+	return ""
 }

@@ -3,8 +3,10 @@ package linux
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // ProcStat is what cordon reads of /proc/PID/stat.
@@ -55,4 +57,40 @@ func Children(pid int) map[int]ProcStat {
 		}
 	}
 	return out
+}
+
+// Cost is what a process's threads have spent so far: time on a CPU, and
+// context switches (voluntary and involuntary), each one a wake-up to come
+// back from.
+type Cost struct {
+	CPU      time.Duration
+	Switches int64
+}
+
+// ReadCost sums /proc/PID/task/*/schedstat and the switch counts of
+// /proc/PID/task/*/status over the process's threads; a thread that ends
+// meanwhile is left out.
+func ReadCost(pid int) Cost {
+	var c Cost
+	tasks, _ := filepath.Glob("/proc/" + strconv.Itoa(pid) + "/task/*")
+	for _, t := range tasks {
+		if b, err := os.ReadFile(t + "/schedstat"); err == nil {
+			if f := strings.Fields(string(b)); len(f) > 0 {
+				ns, _ := strconv.ParseInt(f[0], 10, 64)
+				c.CPU += time.Duration(ns)
+			}
+		}
+		b, err := os.ReadFile(t + "/status")
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n") {
+			k, v, ok := strings.Cut(line, ":")
+			if ok && (k == "voluntary_ctxt_switches" || k == "nonvoluntary_ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+				c.Switches += n
+			}
+		}
+	}
+	return c
 }
