@@ -210,18 +210,14 @@ type CallError struct {
 
 func (e *CallError) Error() string { return e.Message }
 
-// Conn is one end of a framed socket. Send is safe for concurrent use;
+// Conn is one end of a framed link: frames are read from one socket and
+// written to another (see NewSplitConn). Send is safe for concurrent use;
 // Receive is meant for one reader goroutine.
 type Conn struct {
 	r  *bufio.Reader
 	mu sync.Mutex
 	w  io.Writer
 	c  io.Closer
-}
-
-// NewConn frames rwc.
-func NewConn(rwc io.ReadWriteCloser) *Conn {
-	return &Conn{r: bufio.NewReaderSize(rwc, 64<<10), w: rwc, c: rwc}
 }
 
 // NewSplitConn frames two one-way sockets: frames are read from r and

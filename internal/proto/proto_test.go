@@ -15,9 +15,12 @@ type rwc struct {
 
 func (rwc) Close() error { return nil }
 
+// conn frames a reader and a writer as the stages' sockets are framed.
+func conn(x rwc) *Conn { return NewSplitConn(x, x) }
+
 func TestFrameRoundTrip(t *testing.T) {
 	var buf bytes.Buffer
-	c := NewConn(rwc{&buf, &buf})
+	c := conn(rwc{&buf, &buf})
 	in := &Request{Call: "c1", Op: OpExec, Argv: []string{"sh", "-c", "true"}, Stdin: []byte{0, 1, 255}}
 	if err := c.Send(in); err != nil {
 		t.Fatal(err)
@@ -49,7 +52,7 @@ func TestFrameTooLarge(t *testing.T) {
 	var hdr [8]byte
 	binary.BigEndian.PutUint32(hdr[:], MaxFrame/2)
 	binary.BigEndian.PutUint32(hdr[4:], MaxFrame/2+1)
-	c := NewConn(rwc{bytes.NewReader(hdr[:]), io.Discard})
+	c := conn(rwc{bytes.NewReader(hdr[:]), io.Discard})
 	var r Request
 	if err := c.Receive(&r); !errors.Is(err, ErrFrameTooLarge) {
 		t.Fatalf("oversized frame: %v", err)
@@ -63,7 +66,7 @@ func FuzzReceive(f *testing.F) {
 	f.Add([]byte("\x00\x00\x00\x05\x00\x00\x00\x00{\"a\":"))
 	f.Add([]byte("\xff\xff\xff\xff\x00\x00\x00\x00"))
 	f.Fuzz(func(t *testing.T, b []byte) {
-		c := NewConn(rwc{bytes.NewReader(b), io.Discard})
+		c := conn(rwc{bytes.NewReader(b), io.Discard})
 		for i := 0; i < 4; i++ {
 			var r Response
 			if c.Receive(&r) != nil {
@@ -77,7 +80,7 @@ func FuzzReceive(f *testing.F) {
 // decodes at the far end as the original; Peek reads its header only.
 func TestFrameRelay(t *testing.T) {
 	var in, out bytes.Buffer
-	src := NewConn(rwc{&in, &in})
+	src := conn(rwc{&in, &in})
 	res := &Response{Call: "c7", Kind: KindResult, Result: &Result{ExitCode: 1, Stdout: []byte("o"), Stderr: []byte("e"),
 		Error: &CallError{Code: CodeDenied, Path: "p"}, Timing: map[string]int64{"run_us": 3}}}
 	if err := src.Send(res); err != nil {
@@ -96,7 +99,7 @@ func TestFrameRelay(t *testing.T) {
 	if err := f.Peek(&peek); err != nil || peek.Call != "c7" || peek.Result.Error.Path != "p" {
 		t.Fatalf("peek: %+v, %v", peek, err)
 	}
-	relay := NewConn(rwc{&out, &out})
+	relay := conn(rwc{&out, &out})
 	if err := relay.SendFrame(f); err != nil {
 		t.Fatal(err)
 	}
