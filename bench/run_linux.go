@@ -213,8 +213,11 @@ func (r *run) measured() []Mode {
 }
 
 // replayAll replays every trace Reps times in every mode, interleaving
-// the modes so that drift of the machine hits them alike. Each replay
-// runs on a fresh copy of the prepared tree at the same path.
+// the modes so that drift of the machine hits them alike, and rotating
+// their order from one replay of a trace to the next so that none always
+// runs first (on a fresh copy just written) or right after a session's
+// teardown. Each replay runs on a fresh copy of the prepared tree at the
+// same path.
 func (r *run) replayAll(ctx context.Context) error {
 	for _, m := range r.measured() {
 		r.samples[m] = map[string][][]time.Duration{}
@@ -224,9 +227,11 @@ func (r *run) replayAll(ctx context.Context) error {
 			r.results[m][t.ID] = make([][]CallOutcome, len(t.Calls))
 		}
 	}
+	modes := r.measured()
 	for rep := range r.cfg.Reps {
-		for _, t := range r.traces {
-			for _, m := range r.measured() {
+		for ti, t := range r.traces {
+			for k := range modes {
+				m := modes[(k+rep+ti)%len(modes)]
 				t0 := time.Now()
 				if err := r.replay(ctx, m, t); err != nil {
 					return fmt.Errorf("%s replay of %s: %w", m, t.ID, err)
