@@ -71,7 +71,10 @@ type Listener struct {
 	idle          *sync.Cond // signalled when inflight drops
 	arrivals      []string
 	inflight      int // connections accepted and not yet recorded
-	close         func()
+	// queued, when set, is the number of connections the kernel has
+	// completed that the listener has not accepted yet.
+	queued func() int
+	close  func()
 	// legit, when set, accepts arrivals an attacked session may cause
 	// (what its policy allows), besides the control token's.
 	legit func(string) bool
@@ -115,8 +118,10 @@ func (l *Listener) since(n int) []string {
 	return append([]string(nil), l.arrivals[n:]...)
 }
 
-// settle waits until every accepted connection is recorded, or until
-// deadline.
+// settle waits until every connection the kernel has completed is
+// accepted and recorded, or until deadline. A sender may be gone before
+// the listener accepts what it sent (under load, its goroutine runs
+// late), so waiting only for accepted connections would miss it.
 func (l *Listener) settle(deadline time.Time) {
 	stop := time.AfterFunc(time.Until(deadline), func() {
 		l.mu.Lock()
@@ -126,8 +131,35 @@ func (l *Listener) settle(deadline time.Time) {
 	defer stop.Stop()
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	for l.inflight > 0 && time.Now().Before(deadline) {
-		l.idle.Wait()
+	for time.Now().Before(deadline) {
+		switch {
+		case l.inflight > 0:
+			l.idle.Wait()
+		case l.queued != nil && l.queued() > 0:
+			l.mu.Unlock()
+			time.Sleep(5 * time.Millisecond) // until the accept loop takes it
+			l.mu.Lock()
+		default:
+			return
+		}
+	}
+}
+
+// tcpQueued returns how many completed connections wait in ln's accept
+// queue (TCP_INFO of a listening socket reports it in tcpi_unacked).
+func tcpQueued(ln *net.TCPListener) func() int {
+	rc, err := ln.SyscallConn()
+	if err != nil {
+		return nil
+	}
+	return func() int {
+		n := 0
+		_ = rc.Control(func(fd uintptr) {
+			if info, err := unix.GetsockoptTCPInfo(int(fd), unix.IPPROTO_TCP, unix.TCP_INFO); err == nil {
+				n = int(info.Unacked)
+			}
+		})
+		return n
 	}
 }
 
@@ -156,6 +188,9 @@ func listenStream(network, addr, reply string) (*Listener, error) {
 		return nil, err
 	}
 	l := newListener(network, ln.Addr().String(), func() { ln.Close() })
+	if tl, ok := ln.(*net.TCPListener); ok {
+		l.queued = tcpQueued(tl)
+	}
 	go l.serveStream(ln, reply)
 	return l, nil
 }

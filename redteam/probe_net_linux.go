@@ -317,7 +317,22 @@ func probeFastOpen(args []string) {
 	} else {
 		sa = &unix.SockaddrInet6{Port: int(ap.Port()), Addr: ap.Addr().As16()}
 	}
-	report("sendto-fastopen "+args[0], unix.Sendto(fd, []byte(args[1]+"\n"), unix.MSG_FASTOPEN, sa))
+	err = unix.Sendto(fd, []byte(args[1]+"\n"), unix.MSG_FASTOPEN, sa)
+	report("sendto-fastopen "+args[0], err)
+	if err != nil {
+		return
+	}
+	// Without a Fast Open cookie the data waits for the handshake, and
+	// closing a socket still in SYN_SENT abandons the connection: the
+	// data would reach the server only if the handshake won the race
+	// with the close. Wait (silently: the report above is the evidence)
+	// for the connection to be up; the close then sends what is queued.
+	pfd := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	for {
+		if _, err := unix.Poll(pfd, 3000); err != unix.EINTR {
+			return
+		}
+	}
 }
 
 // connrace LOOPBACK TARGET: one goroutine connect()s a sockaddr buffer
