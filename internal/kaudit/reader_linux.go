@@ -286,29 +286,23 @@ func (r *Reader) Sync(ctx context.Context) (uint64, error) {
 	}
 }
 
-// quiet reports, without waking the loop, that a Sync has nothing to
-// wait for: the socket is empty and the loop waits holding nothing. The
-// order of the two looks matters: a record that was in the socket when
-// Sync was called and is gone at the first look was taken by the loop,
-// which cleared idle before taking it and sets it again only once the
-// record is handled, its Event delivered, and no group is left waiting.
-// (A tool call's end is a Sync; this keeps two goroutine wake-ups off
-// every call that Landlock refused nothing.)
-func (r *Reader) quiet() bool {
+// Quiet is Sync's answer when Sync would not wait, without a context or a
+// wake-up of the loop: the Events delivered so far, and true, when the
+// socket is empty and the loop waits holding nothing; false otherwise
+// (then call Sync). The order of the two looks matters: a record that was
+// in the socket when Quiet was called and is gone at the first look was
+// taken by the loop, which cleared idle before taking it and sets it
+// again only once the record is handled, its Event delivered, and no
+// group is left waiting. (A tool call's end is a Sync; this keeps two
+// goroutine wake-ups off every call that Landlock refused nothing.)
+func (r *Reader) Quiet() (uint64, bool) {
 	empty := false
 	err := r.conn.Control(func(fd uintptr) {
 		var b [unix.NLMSG_HDRLEN]byte
 		_, _, perr := unix.Recvfrom(int(fd), b[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
 		empty = perr == unix.EAGAIN
 	})
-	return err == nil && empty && r.idle.Load()
-}
-
-// Quiet is Sync's answer when Sync would not wait, without a context:
-// the Events delivered so far, and true, when the socket is empty and the
-// loop holds nothing; false otherwise (then call Sync).
-func (r *Reader) Quiet() (uint64, bool) {
-	if !r.quiet() {
+	if err != nil || !empty || !r.idle.Load() {
 		return 0, false
 	}
 	return r.delivered.Load(), true

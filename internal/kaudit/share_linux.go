@@ -149,7 +149,10 @@ func StatusAlone() (Status, bool, error) {
 		if err != nil {
 			return Status{}, false, err
 		}
-		_ = flock(l, unix.LOCK_EX)
+		if err := flock(l, unix.LOCK_EX); err != nil {
+			l.Close()
+			return Status{}, false, os.NewSyscallError("flock", err)
+		}
 		var held, now unix.Stat_t
 		if unix.Fstat(int(l.Fd()), &held) == nil && unix.Stat(sharedLock, &now) == nil && held.Ino == now.Ino && held.Dev == now.Dev {
 			defer l.Close() // releases the lock
@@ -160,8 +163,13 @@ func StatusAlone() (Status, bool, error) {
 	alone := true
 	switch u, err := os.Open(sharedUsers); {
 	case err == nil:
-		alone = flock(u, unix.LOCK_EX|unix.LOCK_NB) == nil
+		// A reader holds the users file shared: the lock is refused.
+		err = flock(u, unix.LOCK_EX|unix.LOCK_NB)
 		u.Close()
+		if err != nil && err != unix.EWOULDBLOCK {
+			return Status{}, false, os.NewSyscallError("flock", err)
+		}
+		alone = err == nil
 	case !errors.Is(err, fs.ErrNotExist):
 		return Status{}, false, err
 	}
