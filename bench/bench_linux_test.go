@@ -183,7 +183,7 @@ func checkCost(t *testing.T, m ModeReport, tiers ...string) {
 	t.Helper()
 	var got []string
 	for tier, c := range m.TrueCost {
-		if c.CPUUS > 0.5 || c.Switches > 0.05 {
+		if c.spent() {
 			got = append(got, tier)
 		}
 	}

@@ -282,11 +282,15 @@ func timingLine(t map[string]int64) string {
 	return b.String()
 }
 
+// spent reports that a tier did anything for the calls: a tier that
+// only exists meanwhile (the daemon during bare's calls) rounds to zero.
+func (c StageCost) spent() bool { return c.CPUUS >= 0.5 || c.Switches >= 0.05 }
+
 // costLine lists tiers' costs in the order a call passes them.
 func costLine(c map[string]StageCost) string {
 	var parts []string
 	for _, t := range []string{tierHost, tierDaemon, tierSupervisor, tierExecutor} {
-		if v, ok := c[t]; ok && (v.CPUUS >= 0.5 || v.Switches >= 0.05) {
+		if v, ok := c[t]; ok && v.spent() {
 			parts = append(parts, fmt.Sprintf("%s %.0f / %.1f", t, v.CPUUS, v.Switches))
 		}
 	}
