@@ -71,8 +71,9 @@ type Listener struct {
 	idle          *sync.Cond // signalled when inflight drops
 	arrivals      []string
 	inflight      int // connections accepted and not yet recorded
-	// queued, when set, is the number of connections the kernel has
-	// completed that the listener has not accepted yet.
+	// queued, when set, is what the kernel holds that the listener has
+	// not taken yet: completed connections not accepted, or a datagram
+	// not read.
 	queued func() int
 	close  func()
 	// legit, when set, accepts arrivals an attacked session may cause
@@ -92,8 +93,8 @@ func (l *Listener) begin() {
 	l.mu.Unlock()
 }
 
-// record ends an arrival begun with begin (or, for a datagram, is the
-// whole arrival when counted is false).
+// record ends an arrival begun with begin (or is the whole arrival
+// when begun is false).
 func (l *Listener) record(b []byte, begun bool) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -102,6 +103,14 @@ func (l *Listener) record(b []byte, begun bool) {
 		l.idle.Broadcast()
 	}
 	l.arrivals = append(l.arrivals, string(b))
+}
+
+// abandon ends an arrival begun with begin that brought nothing.
+func (l *Listener) abandon() {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.inflight--
+	l.idle.Broadcast()
 }
 
 // mark is the number of arrivals so far.
@@ -208,17 +217,54 @@ func listenPacket(network, addr string) (*Listener, error) {
 			os.Remove(addr) // unlike a stream listener's, a datagram socket's file stays
 		}
 	})
-	go func() {
-		buf := make([]byte, 4096)
-		for {
-			n, _, err := pc.ReadFrom(buf)
-			if err != nil {
-				return
-			}
-			l.record(buf[:n], false)
-		}
-	}()
+	rc, err := pc.(syscall.Conn).SyscallConn()
+	if err != nil {
+		l.close()
+		return nil, err
+	}
+	l.queued = packetQueued(rc)
+	go l.servePacket(pc, rc)
 	return l, nil
+}
+
+// packetQueued returns the size of the datagram waiting first in the
+// socket's receive queue (SIOCINQ), 0 when none waits.
+func packetQueued(rc syscall.RawConn) func() int {
+	return func() int {
+		n := 0
+		_ = rc.Control(func(fd uintptr) {
+			if v, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ); err == nil {
+				n = v
+			}
+		})
+		return n
+	}
+}
+
+// servePacket records datagrams. It waits for one by peeking, so that a
+// datagram is counted from the moment it is queued (settle sees it in
+// queued) until it is recorded (begun, in inflight), with no moment in
+// between where settle would miss it.
+func (l *Listener) servePacket(pc net.PacketConn, rc syscall.RawConn) {
+	buf := make([]byte, 4096)
+	var one [1]byte
+	for {
+		var perr error
+		err := rc.Read(func(fd uintptr) bool {
+			_, _, perr = unix.Recvfrom(int(fd), one[:], unix.MSG_PEEK|unix.MSG_DONTWAIT)
+			return perr != unix.EAGAIN
+		})
+		if err != nil {
+			return
+		}
+		l.begin()
+		n, _, err := pc.ReadFrom(buf)
+		if err != nil {
+			l.abandon()
+			return
+		}
+		l.record(buf[:n], true)
+	}
 }
 
 // Fixture is everything the harness plants on the host for one run, and
