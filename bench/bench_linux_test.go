@@ -45,6 +45,7 @@ func checkReport(t *testing.T, rep *Report, modes ...Mode) {
 		if mr.Errors > 0 || mr.Calls.N == 0 || mr.SumMedianMS <= 0 || mr.True == nil {
 			t.Errorf("%s: errors %d, calls %d, sum %.1f ms, true %v", mr.Mode, mr.Errors, mr.Calls.N, mr.SumMedianMS, mr.True)
 		}
+		checkAdded(t, mr)
 	}
 	if len(rep.Modes) != len(modes) {
 		t.Errorf("report has %d modes, want %d", len(rep.Modes), len(modes))
@@ -54,6 +55,31 @@ func checkReport(t *testing.T, rep *Report, modes ...Mode) {
 	}
 	if rep.Fidelity.Compared == 0 {
 		t.Error("nothing compared")
+	}
+}
+
+// checkAdded checks a mode's per-call comparison with bare: none for
+// bare itself; otherwise the most added calls, largest first, each a
+// mode median minus a bare median, the first at least the median added.
+func checkAdded(t *testing.T, mr ModeReport) {
+	t.Helper()
+	if mr.Mode == ModeBare {
+		if mr.AddedMS != nil || mr.MostAdded != nil {
+			t.Errorf("bare compared with itself: %v %v", mr.AddedMS, mr.MostAdded)
+		}
+		return
+	}
+	if mr.AddedMS == nil || len(mr.MostAdded) == 0 || len(mr.MostAdded) > mostAdded {
+		t.Errorf("%s: added %v, %d most added calls", mr.Mode, mr.AddedMS, len(mr.MostAdded))
+		return
+	}
+	for i, a := range mr.MostAdded {
+		if a.Command == "" || a.AddedMS != a.ModeMS-a.BareMS || (i > 0 && a.AddedMS > mr.MostAdded[i-1].AddedMS) {
+			t.Errorf("%s: most added call %d out of order or inconsistent: %+v", mr.Mode, i, a)
+		}
+	}
+	if mr.MostAdded[0].AddedMS < *mr.AddedMS {
+		t.Errorf("%s: the most added call (%+.2f ms) is below the median added (%+.2f ms)", mr.Mode, mr.MostAdded[0].AddedMS, *mr.AddedMS)
 	}
 }
 

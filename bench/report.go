@@ -63,6 +63,22 @@ type ModeReport struct {
 	// the mean over the second half of the timed calls. Modes that open a
 	// session per call report the host alone.
 	TrueCost map[string]StageCost `json:"true_cost,omitempty"`
+	// AddedMS is the median over the trace calls of each call's median
+	// minus bare's median of the same call: what a typical call pays.
+	AddedMS *float64 `json:"call_added_ms,omitempty"`
+	// MostAdded are the trace calls whose median gained most over bare's,
+	// largest first: where a mode's share of the trace mix goes.
+	MostAdded []AddedCall `json:"most_added,omitempty"`
+}
+
+// AddedCall is one trace call's median in a mode against bare's.
+type AddedCall struct {
+	Trace   string  `json:"trace"`
+	Step    int     `json:"step"`
+	Command string  `json:"command"`
+	BareMS  float64 `json:"bare_ms"`
+	ModeMS  float64 `json:"mode_ms"`
+	AddedMS float64 `json:"added_ms"`
 }
 
 // StageCost is what one tier of the call path spends per call: CPU time
@@ -175,6 +191,15 @@ func (r *Report) WriteTable(w io.Writer) {
 		}
 		if len(mr.TrueCost) > 0 {
 			fmt.Fprintf(w, "%s: per `true` call, CPU µs / context switches: %s\n", mr.Mode, costLine(mr.TrueCost))
+		}
+	}
+	for _, mr := range r.Modes {
+		if mr.AddedMS == nil {
+			continue
+		}
+		fmt.Fprintf(w, "%s: a trace call's median over bare's, median of all calls: %+.2f ms; most added:\n", mr.Mode, *mr.AddedMS)
+		for _, a := range mr.MostAdded {
+			fmt.Fprintf(w, "    %+8.1f ms  %.1f → %.1f ms  %s step %d: %s\n", a.AddedMS, a.BareMS, a.ModeMS, a.Trace, a.Step, clip(a.Command, 100))
 		}
 	}
 	if len(r.Modes) > 0 && len(r.Traces) > 1 {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -301,6 +302,39 @@ func (r *run) summarise(rep *Report) {
 		}
 		rep.Modes = append(rep.Modes, mr)
 	}
+	for i := range rep.Modes {
+		if m := rep.Modes[i].Mode; m != ModeBare && r.modes[m] != nil {
+			rep.Modes[i].AddedMS, rep.Modes[i].MostAdded = r.added(m)
+		}
+	}
+}
+
+// mostAdded is how many calls ModeReport.MostAdded lists.
+const mostAdded = 8
+
+// added compares each trace call's median in mode m with bare's: the
+// median of the differences, and the calls that gained most.
+func (r *run) added(m Mode) (*float64, []AddedCall) {
+	var all []AddedCall
+	for _, t := range r.traces {
+		for i, ds := range r.samples[m][t.ID] {
+			bare := r.samples[ModeBare][t.ID][i]
+			if len(ds) == 0 || len(bare) == 0 {
+				continue
+			}
+			b, o := ms(median(bare)), ms(median(ds))
+			all = append(all, AddedCall{Trace: t.ID, Step: t.Calls[i].Step, Command: t.Calls[i].Command, BareMS: b, ModeMS: o, AddedMS: o - b})
+		}
+	}
+	if len(all) == 0 {
+		return nil, nil
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].AddedMS > all[j].AddedMS })
+	mid := all[len(all)/2].AddedMS
+	if len(all)%2 == 0 {
+		mid = (mid + all[len(all)/2-1].AddedMS) / 2
+	}
+	return &mid, all[:min(mostAdded, len(all))]
 }
 
 // micro measures `/bin/true` and a 16 KiB file read in every mode.

@@ -33,7 +33,8 @@ func benchCommand() *cobra.Command {
 real source trees prepare.sh builds, in order, in each mode: bare (directly on
 the host), percall (a fresh session per call), library (one warm session),
 daemon (one warm session through cordon serve) and bwrap (bubblewrap per call).
-Reports per-call latency, the ratio to bare over the trace mix, the cost of the
+Reports per-call latency, the ratio to bare over the trace mix, what a trace
+call adds over bare (the median, and the calls that gain most), the cost of the
 smallest call and of a 16 KiB read, session open/close, throughput with
 concurrent sessions, idle-session memory and how many sessions fit, and every
 call whose result differs from bare's. Needs root the first time (prepare.sh
