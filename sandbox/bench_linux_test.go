@@ -126,6 +126,33 @@ func BenchmarkObservedWrite(b *testing.B) {
 	}
 }
 
+// BenchmarkNotifiedConnect is what the supervisor's handling of a
+// connect costs a command, as BenchmarkObservedWrite does for writes: a
+// bash under sh (so the caller is not the call's root process, as in
+// most commands) connects to a closed loopback port once per call, or,
+// as the control, reads /dev/null.
+func BenchmarkNotifiedConnect(b *testing.B) {
+	ws := b.TempDir()
+	os.Chmod(ws, 0o755)
+	ctx := context.Background()
+	s := warmSession(b, ws)
+	run := func(redirect string) time.Duration {
+		t0 := time.Now()
+		r, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"/bin/sh", "-c", "bash -c ': " + redirect + "'; true"}})
+		if err != nil || r.ExitCode != 0 {
+			b.Fatalf("%s: %v %+v", redirect, err, r)
+		}
+		return time.Since(t0)
+	}
+	var diffs []int64
+	for range b.N {
+		c, r := run("</dev/tcp/127.0.0.1/9"), run("</dev/null")
+		diffs = append(diffs, (c - r).Nanoseconds())
+	}
+	slices.Sort(diffs)
+	b.ReportMetric(float64(diffs[len(diffs)/2])/1000, "connect_us")
+}
+
 // BenchmarkReadFile compares a file tool read with a host read.
 func BenchmarkReadFile(b *testing.B) {
 	ws := b.TempDir()

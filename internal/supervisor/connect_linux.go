@@ -62,10 +62,10 @@ const maxSockaddr = 128
 
 // connect answers a connect notification. It returns at once: a connect
 // can block (a full listen backlog), and the notification loop must not.
-func (n *notifier) connect(note seccomp.Notification, call string) {
+func (n *notifier) connect(note seccomp.Notification) {
 	go func() {
 		var err error
-		if errno := n.connectFor(note, call); errno == 0 {
+		if errno := n.connectFor(note); errno == 0 {
 			err = seccomp.Succeed(n.fd, note.ID, 0)
 		} else {
 			err = seccomp.Respond(n.fd, note.ID, errno)
@@ -79,7 +79,7 @@ func (n *notifier) connect(note seccomp.Notification, call string) {
 
 // connectFor performs the notified connect(fd, addr, len) and returns its
 // errno (0 for success).
-func (n *notifier) connectFor(note seccomp.Notification, call string) unix.Errno {
+func (n *notifier) connectFor(note seccomp.Notification) unix.Errno {
 	size := note.Args[2]
 	if size > maxSockaddr {
 		return unix.EINVAL
@@ -109,16 +109,16 @@ func (n *notifier) connectFor(note seccomp.Notification, call string) unix.Errno
 	defer unix.Close(sock)
 
 	if path, ok := unixPath(addr); ok {
-		return n.connectUnix(note, call, sock, path)
+		return n.connectUnix(note, sock, path)
 	}
 	if dst, ok := sockaddrIP(addr); ok {
 		ip := dst.Addr().Unmap()
 		if !ip.IsLoopback() && !ip.IsUnspecified() {
-			n.refuseDirect(note, call, dst)
+			n.refuseDirect(note, dst)
 			return unix.EPERM
 		}
 		if ip == netip.AddrFrom4([4]byte{127, 0, 0, 1}) && dst.Port() == plan.ProxyPort && n.s.bridge != nil {
-			n.s.bridge.expect(call)
+			n.s.bridge.expect(n.attribute(int(note.PID)))
 		}
 	}
 	return rawConnect(sock, addr)
@@ -126,7 +126,7 @@ func (n *notifier) connectFor(note seccomp.Notification, call string) unix.Errno
 
 // connectUnix connects sock to the pathname unix socket path, resolved as
 // the notifying thread would, unless it lies on a read-only mount.
-func (n *notifier) connectUnix(note seccomp.Notification, call string, sock int, path string) unix.Errno {
+func (n *notifier) connectUnix(note seccomp.Notification, sock int, path string) unix.Errno {
 	base := "cwd"
 	if path[0] == '/' {
 		base = "root"
@@ -152,14 +152,14 @@ func (n *notifier) connectUnix(note seccomp.Notification, call string, sock int,
 			return unix.EACCES
 		}
 	}
-	errno := n.connectResolved(note, call, sock, dir, path)
+	errno := n.connectResolved(note, sock, dir, path)
 	if p.UID == 0 || linux.SetFSIDs(0, 0) == nil {
 		runtime.UnlockOSThread()
 	}
 	return errno
 }
 
-func (n *notifier) connectResolved(note seccomp.Notification, call string, sock, dir int, path string) unix.Errno {
+func (n *notifier) connectResolved(note seccomp.Notification, sock, dir int, path string) unix.Errno {
 	var fd int
 	var err error
 	if path[0] == '/' {
@@ -183,7 +183,7 @@ func (n *notifier) connectResolved(note seccomp.Notification, call string, sock,
 		return errnoOf(err, unix.EIO)
 	}
 	if fs.Flags&unix.ST_RDONLY != 0 {
-		n.refuseReadOnlySocket(note, call, fd, path)
+		n.refuseReadOnlySocket(note, fd, path)
 		return unix.EACCES
 	}
 	self := "/proc/self/fd/" + strconv.Itoa(fd)
@@ -191,7 +191,8 @@ func (n *notifier) connectResolved(note seccomp.Notification, call string, sock,
 }
 
 // refuseReadOnlySocket reports a connect to a socket on a read-only mount.
-func (n *notifier) refuseReadOnlySocket(note seccomp.Notification, call string, fd int, asked string) {
+func (n *notifier) refuseReadOnlySocket(note seccomp.Notification, fd int, asked string) {
+	call := n.attribute(int(note.PID))
 	target, err := os.Readlink("/proc/self/fd/" + strconv.Itoa(fd))
 	if err != nil {
 		target = asked
@@ -210,7 +211,8 @@ func (n *notifier) refuseReadOnlySocket(note seccomp.Notification, call string, 
 }
 
 // refuseDirect reports a connect to an address off loopback.
-func (n *notifier) refuseDirect(note seccomp.Notification, call string, dst netip.AddrPort) {
+func (n *notifier) refuseDirect(note seccomp.Notification, dst netip.AddrPort) {
+	call := n.attribute(int(note.PID))
 	reason := fmt.Sprintf("direct connection to %s refused: the session reaches the network only through cordon's egress proxy at http://127.0.0.1:%d (HTTP_PROXY, HTTPS_PROXY and ALL_PROXY name it)", dst, plan.ProxyPort)
 	e := &events.Event{
 		Time: time.Now(), Session: n.s.session(), Call: call,

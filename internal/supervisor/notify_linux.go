@@ -90,11 +90,14 @@ func (n *notifier) loop() {
 			n.observe(note)
 			continue
 		}
-		call := n.attribute(int(note.PID))
 		if seccomp.Watched(note.Nr) && !deny {
-			n.connect(note, call)
+			// A connect finds its call only if it is refused: walking
+			// the caller's ancestry through /proc costs more than most
+			// connects (glibc's probe of nscd on every user lookup).
+			n.connect(note)
 			continue
 		}
+		call := n.attribute(int(note.PID))
 		rule := seccomp.Explain(note)
 		if deny {
 			rule = forbidden
