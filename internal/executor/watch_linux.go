@@ -3,6 +3,7 @@ package executor
 import (
 	"errors"
 	"os"
+	"sync"
 	"syscall"
 	"time"
 
@@ -87,7 +88,7 @@ func (p *pipes) watch(pidfd int) (*watcher, error) {
 		unix.Close(ep)
 		return nil, os.NewSyscallError("fcntl", err)
 	}
-	w := &watcher{f: os.NewFile(uintptr(ep), "call"), ep: ep, p: p, pidfd: pidfd, chunk: make([]byte, outputChunk)}
+	w := &watcher{f: os.NewFile(uintptr(ep), "call"), ep: ep, p: p, pidfd: pidfd, chunk: *chunks.Get().(*[]byte)}
 	w.rc, err = w.f.SyscallConn()
 	if err == nil {
 		// Fails unless the runtime's poller took the descriptor.
@@ -165,4 +166,15 @@ func (w *watcher) read(ep int, fd *int, kind proto.Kind, out *capture) {
 	closeFD(fd)
 }
 
-func (w *watcher) close() { w.f.Close() }
+// close closes the epoll instance and gives the chunk back.
+func (w *watcher) close() {
+	w.f.Close()
+	b := w.chunk
+	w.chunk = nil
+	chunks.Put(&b)
+}
+
+// chunks are the watchers' read buffers. Allocated anew, a call's 64 KiB
+// grew the executor's heap by as much, and the runtime collected it every
+// few dozen calls, waking its GC workers on other threads.
+var chunks = sync.Pool{New: func() any { b := make([]byte, outputChunk); return &b }}
