@@ -1,7 +1,10 @@
 package linux
 
 import (
+	"bytes"
 	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 )
@@ -24,5 +27,25 @@ func TestReadCost(t *testing.T) {
 	}
 	if c := ReadCost(1 << 30); c != (Cost{}) {
 		t.Errorf("a missing process: %+v", c)
+	}
+}
+
+// TestReadProcFile reads a /proc file as os.ReadFile does, and a file past
+// the first buffer whole.
+func TestReadProcFile(t *testing.T) {
+	b, err := ReadProcFile("/proc/self/status")
+	if err != nil || !strings.Contains(string(b), "\nUid:") {
+		t.Fatalf("ReadProcFile(/proc/self/status) = %q, %v", b, err)
+	}
+	big := bytes.Repeat([]byte("0123456789abcdef"), 1000) // 16000 bytes: four buffers
+	p := filepath.Join(t.TempDir(), "big")
+	if err := os.WriteFile(p, big, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if b, err := ReadProcFile(p); err != nil || !bytes.Equal(b, big) {
+		t.Errorf("ReadProcFile of a %d-byte file: %d bytes, %v", len(big), len(b), err)
+	}
+	if b, err := ReadProcFile("/proc/0/status"); err == nil {
+		t.Errorf("ReadProcFile of a pid that cannot exist: %q, no error", b)
 	}
 }

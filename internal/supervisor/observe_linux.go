@@ -13,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/cordon-sandbox/cordon/events"
+	"github.com/cordon-sandbox/cordon/internal/linux"
 	"github.com/cordon-sandbox/cordon/internal/proto"
 	"github.com/cordon-sandbox/cordon/internal/ruleset"
 	"github.com/cordon-sandbox/cordon/internal/seccomp"
@@ -700,8 +701,8 @@ func fdPath(fd int) string {
 // has none). The kernel checks them before Landlock on an existing file,
 // so a file they refuse is not Landlock's refusal.
 func mayWrite(tid int, st *unix.Stat_t) bool {
-	b, ok := readProc("/proc/" + strconv.Itoa(tid) + "/status")
-	if !ok {
+	b, err := linux.ReadProcFile("/proc/" + strconv.Itoa(tid) + "/status")
+	if err != nil {
 		return false
 	}
 	var fsuid, fsgid int = -1, -1
@@ -725,35 +726,6 @@ func mayWrite(tid int, st *unix.Stat_t) bool {
 		return st.Mode&0o020 != 0
 	}
 	return st.Mode&0o002 != 0
-}
-
-// readProc reads a small /proc file with plain system calls: os.ReadFile
-// would also register the descriptor with the runtime's poller, and
-// fstat and grow its buffer, which is most of the syscalls of a write
-// the observer looks at (docs/performance.md).
-func readProc(path string) ([]byte, bool) {
-	fd, err := unix.Open(path, unix.O_RDONLY|unix.O_CLOEXEC, 0)
-	if err != nil {
-		return nil, false
-	}
-	defer unix.Close(fd)
-	buf := make([]byte, 0, 4096)
-	for {
-		n, err := unix.Read(fd, buf[len(buf):cap(buf)])
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			return nil, false
-		}
-		if n == 0 {
-			return buf, true
-		}
-		buf = buf[:len(buf)+n]
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
-		}
-	}
 }
 
 func containsID(ids []string, id int) bool {

@@ -1,34 +1,11 @@
 package supervisor
 
 import (
-	"bytes"
 	"os"
-	"path/filepath"
-	"strings"
 	"testing"
 
 	"golang.org/x/sys/unix"
 )
-
-// TestReadProc reads a /proc file as os.ReadFile does, and a file past
-// the first buffer whole.
-func TestReadProc(t *testing.T) {
-	b, ok := readProc("/proc/self/status")
-	if !ok || !strings.Contains(string(b), "\nUid:") {
-		t.Fatalf("readProc(/proc/self/status) = %q, %v", b, ok)
-	}
-	big := bytes.Repeat([]byte("0123456789abcdef"), 1000) // 16000 bytes: four buffers
-	p := filepath.Join(t.TempDir(), "big")
-	if err := os.WriteFile(p, big, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if b, ok := readProc(p); !ok || !bytes.Equal(b, big) {
-		t.Errorf("readProc of a %d-byte file: %d bytes, %v", len(big), len(b), ok)
-	}
-	if b, ok := readProc("/proc/0/status"); ok {
-		t.Errorf("readProc of a pid that cannot exist: %q, true", b)
-	}
-}
 
 // TestMayWrite checks the permission bits the kernel applies before
 // Landlock: the owner's, else the group's, else the others'.
