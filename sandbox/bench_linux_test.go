@@ -90,7 +90,6 @@ func BenchmarkExec(b *testing.B) {
 func BenchmarkObservedWrite(b *testing.B) {
 	ws := b.TempDir()
 	os.Chmod(ws, 0o755)
-	ctx := context.Background()
 	loop := func(n int, redirect string) string {
 		return fmt.Sprintf("i=0; while [ $i -lt %d ]; do : %s; i=$((i+1)); done", n, redirect)
 	}
@@ -106,22 +105,13 @@ func BenchmarkObservedWrite(b *testing.B) {
 	} {
 		b.Run(c.name, func(b *testing.B) {
 			s := warmSession(b, ws)
-			run := func(cmd string) time.Duration {
-				t0 := time.Now()
-				r, err := s.Exec(ctx, sandbox.ExecRequest{Command: cmd})
-				if err != nil || r.ExitCode != 0 {
-					b.Fatalf("%s: %v %+v", cmd, err, r)
-				}
-				return time.Since(t0)
-			}
+			run := func(cmd string) time.Duration { return timedExec(b, s, "/bin/sh", "-c", cmd) }
 			run(loop(1, c.write)) // creates f
-			var diffs []int64
+			var diffs []time.Duration
 			for range b.N {
-				w, r := run(loop(c.n, c.write)), run(loop(c.n, c.read))
-				diffs = append(diffs, (w-r).Nanoseconds()/int64(c.n))
+				diffs = append(diffs, (run(loop(c.n, c.write))-run(loop(c.n, c.read)))/time.Duration(c.n))
 			}
-			slices.Sort(diffs)
-			b.ReportMetric(float64(diffs[len(diffs)/2])/1000, "observed_us")
+			reportMedianUS(b, diffs, "observed_us")
 		})
 	}
 }
@@ -134,23 +124,33 @@ func BenchmarkObservedWrite(b *testing.B) {
 func BenchmarkNotifiedConnect(b *testing.B) {
 	ws := b.TempDir()
 	os.Chmod(ws, 0o755)
-	ctx := context.Background()
 	s := warmSession(b, ws)
 	run := func(redirect string) time.Duration {
-		t0 := time.Now()
-		r, err := s.Exec(ctx, sandbox.ExecRequest{Argv: []string{"/bin/sh", "-c", "bash -c ': " + redirect + "'; true"}})
-		if err != nil || r.ExitCode != 0 {
-			b.Fatalf("%s: %v %+v", redirect, err, r)
-		}
-		return time.Since(t0)
+		return timedExec(b, s, "/bin/sh", "-c", "bash -c ': "+redirect+"'; true")
 	}
-	var diffs []int64
+	var diffs []time.Duration
 	for range b.N {
-		c, r := run("</dev/tcp/127.0.0.1/9"), run("</dev/null")
-		diffs = append(diffs, (c - r).Nanoseconds())
+		diffs = append(diffs, run("</dev/tcp/127.0.0.1/9")-run("</dev/null"))
 	}
-	slices.Sort(diffs)
-	b.ReportMetric(float64(diffs[len(diffs)/2])/1000, "connect_us")
+	reportMedianUS(b, diffs, "connect_us")
+}
+
+// timedExec runs argv in s and returns how long the call took; a call
+// that fails or exits non-zero ends the benchmark.
+func timedExec(b *testing.B, s *sandbox.Session, argv ...string) time.Duration {
+	b.Helper()
+	t0 := time.Now()
+	r, err := s.Exec(context.Background(), sandbox.ExecRequest{Argv: argv})
+	if err != nil || r.ExitCode != 0 {
+		b.Fatalf("%q: %v %+v", argv, err, r)
+	}
+	return time.Since(t0)
+}
+
+// reportMedianUS reports the median of ds in microseconds as metric name.
+func reportMedianUS(b *testing.B, ds []time.Duration, name string) {
+	slices.Sort(ds)
+	b.ReportMetric(float64(ds[len(ds)/2])/float64(time.Microsecond), name)
 }
 
 // BenchmarkReadFile compares a file tool read with a host read.
