@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -8,7 +9,6 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
-	"sort"
 	"strings"
 	"sync"
 	"time"
@@ -329,7 +329,7 @@ func (r *run) added(m Mode) (*float64, []AddedCall) {
 	if len(all) == 0 {
 		return nil, nil
 	}
-	sort.Slice(all, func(i, j int) bool { return all[i].AddedMS > all[j].AddedMS })
+	slices.SortFunc(all, func(a, b AddedCall) int { return cmp.Compare(b.AddedMS, a.AddedMS) })
 	mid := all[len(all)/2].AddedMS
 	if len(all)%2 == 0 {
 		mid = (mid + all[len(all)/2-1].AddedMS) / 2
